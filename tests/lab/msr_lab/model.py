@@ -1,0 +1,67 @@
+"""The lab's shared state: nodes, their engines, the MSR cluster and the active faults.
+
+One Lab object lives in the lab daemon. Every mutation happens under ``lab.lock`` (an RLock), because
+bootstrapper programs run in worker threads while the HTTP servers run on the asyncio loop. After a
+mutation call ``lab.changed()`` so that the daemon reconciles listeners (MSR replica ports) and wakes
+any waiter.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+ROLES = ("manager", "worker", "lb")
+
+
+@dataclass
+class Faults:
+    """Faults that change how the emulated services answer. Replica/node faults live on their objects."""
+    kill_at_phase: str | None = None     # the next bootstrapper run is killed (exit 137) when it reaches this phase
+    join_seconds: float = 3.0            # how long a join's replication step takes
+    mke_status: int | None = None        # MKE answers every API request with this status (5xx fault)
+    mke_error_count: int = 0             # ... for this many requests (0 = until cleared)
+    mke_latency_ms: int = 0              # MKE delays every answer by this much
+
+
+@dataclass
+class Node:
+    name: str                            # hostname, also the MKE node name (Description.Hostname)
+    role: str                            # manager | worker | lb
+    addr: str                            # address on the lab bridge
+    node_id: str = field(default_factory=lambda: secrets.token_hex(13)[:25])
+    state: str = "ready"                 # MKE Status.State: ready | down
+    availability: str = "active"         # MKE Spec.Availability: active | pause | drain
+    labels: dict[str, str] = field(default_factory=dict)
+    partitioned: bool = False            # cut off the lab network (fault)
+    engine: object = None                # engine_state.EngineState, set by the daemon
+
+    @property
+    def in_mke(self) -> bool:
+        return self.role in ("manager", "worker")
+
+
+class Lab:
+    """Root of the state. ``cluster`` is msr_lab.cluster.Cluster, set by the daemon."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.lock = threading.RLock()
+        self.nodes: dict[str, Node] = {}
+        self.faults = Faults(join_seconds=float(config.get("join_seconds", 3.0)))
+        self.cluster = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def node(self, name: str) -> Node | None:
+        return self.nodes.get(name)
+
+    def mke_nodes(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.in_mke]
+
+    def on_change(self, fn: Callable[[], None]) -> None:
+        self._listeners.append(fn)
+
+    def changed(self) -> None:
+        for fn in list(self._listeners):
+            fn()
