@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# ansible-test sanity + units and ansible-doc of every module and filter, on a copy of the collection
+# laid out as <work>/ansible_collections/msr/replicas. Needs PyPI, nothing else.
+#
+# The copy lives OUTSIDE the repository: ansible-test walks up from the collection looking for .git
+# and, finding this repository, would list only git-tracked files under an ignored build/ (none).
+# Work dir: $MSR_TEST_DIR, default /var/tmp/msr-replicas-<uid>-<hash of this checkout's path>.
+# ansible-test keeps its per-test venvs and pip bootstrap under ~/.ansible/test; HOME is pointed at
+# <work>/home so a CI runner's HOME (read-only, shared, unset) does not matter and the user's
+# ~/.ansible is left alone. Deleting the work dir only makes the next run cold.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON_VERSION=3.11
+PIP_VERSION=24.2   # the pip ansible-test 2.19 bootstraps into its venvs (python_requirements.get_venv_packages)
+WORK="${MSR_TEST_DIR:-/var/tmp/msr-replicas-$(id -u)-$(printf %s "$ROOT" | sha1sum | cut -c1-8)}"
+export PATH="$ROOT/.venv/bin:$PATH"
+export HOME="$WORK/home"
+export ANSIBLE_HOME="$HOME/.ansible"
+mkdir -p "$HOME"
+
+if ls "$ROOT"/tests/sanity/ignore-*.txt >/dev/null 2>&1; then
+  echo "tests/sanity/ignore-*.txt must not exist: fix the code instead" >&2
+  exit 1
+fi
+
+COLL=$(python "$ROOT/scripts/collection_tree.py" "$WORK")
+export ANSIBLE_COLLECTIONS_PATH="$WORK"
+
+# ansible-test downloads get-pip.py from a host that is not reachable here. Its stand-in installs from
+# the pip wheel (fetched once from PyPI) instead; ansible-test runs it with GET_PIP set to its path.
+CACHE="$HOME/.ansible/test/cache"
+STANDIN="$CACHE/get_pip_${PIP_VERSION//./_}.py"
+WHEEL="$CACHE/pip-$PIP_VERSION-py3-none-any.whl"
+if [ ! -f "$WHEEL" ]; then
+  mkdir -p "$CACHE"
+  pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$CACHE" "pip==$PIP_VERSION"
+fi
+cat > "$STANDIN.tmp" <<PY
+# get-pip.py stand-in written by scripts/sanity.sh: pip from the cached wheel installs the arguments.
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "pip-$PIP_VERSION-py3-none-any.whl"))
+from pip._internal.cli.main import main  # noqa: E402
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(main(["install", "--find-links", HERE] + args))
+PY
+mv "$STANDIN.tmp" "$STANDIN"
+
+cd "$COLL"
+status=0
+step() { echo "== $*"; local t=$SECONDS; "$@" || status=1; echo "   ($((SECONDS - t)) s)"; }
+
+step ansible-test sanity --venv --python "$PYTHON_VERSION" --color no
+step ansible-test units --venv --python "$PYTHON_VERSION" --color no --requirements
+
+# ansible-test's ansible-doc check only covers what it knows; render every plugin the way users see it.
+doc_all() {
+  local rc=0 type name out
+  for type in module filter; do
+    case $type in
+      module) names=$(find plugins/modules -maxdepth 1 -name '[!_]*.py' -printf '%f\n' 2>/dev/null | sed 's/\.py$//') ;;
+      filter) names=$(find plugins/filter -maxdepth 1 -name '*.yml' -printf '%f\n' 2>/dev/null | sed 's/\.yml$//') ;;
+    esac
+    for name in $names; do
+      # Warnings and errors go to stderr; the text itself may well say "error".
+      if out=$(ansible-doc -t "$type" "msr.replicas.$name" 2>"$WORK/doc.err") && [ ! -s "$WORK/doc.err" ] \
+         && [ -n "$out" ]; then
+        echo "   ok   $type msr.replicas.$name"
+      else
+        echo "   FAIL $type msr.replicas.$name"; cat "$WORK/doc.err"; rc=1
+      fi
+    done
+  done
+  # The filters must also work from a real template, through the collection loader.
+  out=$(ansible localhost -c local -i localhost, -m ansible.builtin.debug \
+        -a 'msg={{ 5 | msr.replicas.msr_majority }}/{{ 5 | msr.replicas.msr_failures_tolerated }}' 2>&1) || rc=1
+  grep -q '"msg": "3/2"' <<<"$out" || { echo "   FAIL filters in a template"; echo "$out"; rc=1; }
+  return $rc
+}
+step doc_all
+
+exit $status

@@ -1,0 +1,112 @@
+"""msr-lab: bring a multi-node MKE/MSR 2.9 emulation up and down, inspect it, inject faults."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import control, faults
+from .labfiles import LabFiles
+
+DESCRIPTION = """\
+A multi-node MKE/MSR 2.9 lab on one machine: one network namespace per node with its own hostname,
+files, processes, sshd and /var/run/docker.sock (an emulated Docker Engine), MKE on the managers, MSR
+replicas on the workers, and a load-balancer node running HAProxy and NGINX. Needs root.
+State lives in $MSR_LAB_DIR (default /var/lib/msr-lab)."""
+
+FAULT_HELP = """\
+stop-replica TARGET     stop a replica's containers (TARGET: replica id or node name)
+start-replica TARGET    start them again
+partition NODE          cut a node off the lab network
+heal NODE               reconnect it
+ghost TARGET            destroy a replica without removing it from the cluster (a ghost replica)
+quorum-loss             stop enough replicas that the cluster loses its majority
+kill-bootstrapper PHASE kill the next bootstrapper run when it reaches PHASE (e.g. containers, replication)
+slow-join SECONDS       make every join's replication step take SECONDS
+mke-error STATUS [COUNT] MKE answers STATUS (e.g. 500) to the next COUNT requests (0: until cleared)
+mke-latency MS          MKE waits MS milliseconds before every answer
+clear                   undo the service faults and heal all partitions"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="msr-lab", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="create the lab's nodes and start its services")
+    up.add_argument("--managers", type=int, default=3, help="MKE manager nodes (default 3)")
+    up.add_argument("--workers", type=int, default=5, help="MKE worker nodes, the MSR candidates (default 5)")
+    up.add_argument("--lbs", type=int, default=1, choices=(0, 1), help="load-balancer nodes (default 1)")
+    up.add_argument("--msr-version", default="2.9.16", help="MSR version of the installed replicas (default 2.9.16)")
+    up.add_argument("--replicas", type=int, default=1,
+                    help="MSR replicas installed at start, on the first workers (default 1; 0 = MSR not installed)")
+    up.add_argument("--storage", default="s3", choices=("s3", "azure", "gcs", "swift", "filesystem", "nfs"),
+                    help="MSR image storage (default s3: shared object storage)")
+    up.add_argument("--join-seconds", type=float, default=3.0, help="how long a join takes (default 3)")
+    up.add_argument("--subnet", default="10.77.0.0/24", help="the lab bridge's private /24 (default 10.77.0.0/24)")
+
+    sub.add_parser("down", help="remove every namespace, process, mount, bridge and file of the lab")
+    st = sub.add_parser("status", help="show nodes, replicas, health and the LB pool")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    inv = sub.add_parser("inventory", help="print a YAML Ansible inventory for the lab")
+    inv.add_argument("-o", "--output", help="write it to this file (mode 0600) instead of stdout")
+    ssh = sub.add_parser("ssh-config", help="write ssh config, known_hosts and key for the lab's nodes")
+    ssh.add_argument("--home", help="write DIR/.ssh/{config,known_hosts,id_ed25519}, for tools that read only "
+                                    "~/.ssh such as the docker SDK's ssh:// transport (use with HOME=DIR)")
+    fault = sub.add_parser("fault", help="inject a fault (see below)", epilog=FAULT_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    fault.add_argument("kind", choices=faults.KINDS, metavar="KIND")
+    fault.add_argument("args", nargs="*")
+    daemon = sub.add_parser("daemon")  # internal: started by `up`
+    daemon.add_argument("--state-dir")
+    return p
+
+
+def fault_request(kind: str, args: list[str]) -> dict:
+    names = {"stop-replica": ["target"], "start-replica": ["target"], "partition": ["target"], "heal": ["target"],
+             "ghost": ["target"], "kill-bootstrapper": ["phase"], "slow-join": ["seconds"],
+             "mke-error": ["status", "count"], "mke-latency": ["ms"]}.get(kind, [])
+    required = names[:1] if kind != "mke-error" else []
+    if len(args) < len(required) or len(args) > len(names):
+        raise SystemExit(f"msr-lab fault {kind}: expects {' '.join(n.upper() for n in names) or 'no argument'}")
+    return dict(zip(names, args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if os.geteuid() != 0:
+        print("msr-lab: must run as root (it creates network namespaces, mounts and a bridge)", file=sys.stderr)
+        return 1
+    files = LabFiles(getattr(args, "state_dir", None))
+    try:
+        if args.command == "daemon":
+            from . import daemon
+            daemon.main(args.state_dir)
+            return 0
+        from . import lifecycle
+        if args.command == "up":
+            return lifecycle.up(files, args)
+        if args.command == "down":
+            return lifecycle.down(files)
+        if not files.exists():
+            print("msr-lab: no lab is up; run: msr-lab up", file=sys.stderr)
+            return 1
+        if args.command == "status":
+            data = control.status(files)
+            print(json.dumps(data, indent=2) if args.json else lifecycle.format_status(data))
+        elif args.command == "inventory":
+            return lifecycle.write_inventory(files, args.output)
+        elif args.command == "ssh-config":
+            return lifecycle.ssh_config(files, args.home)
+        elif args.command == "fault":
+            result = control.call("fault", files, kind=args.kind, **fault_request(args.kind, args.args))
+            print(json.dumps(result, indent=2))
+        return 0
+    except control.LabError as exc:
+        print(f"msr-lab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

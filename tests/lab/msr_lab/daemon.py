@@ -1,0 +1,167 @@
+"""The lab daemon: one process that holds the lab's state and serves every emulated endpoint.
+
+It serves each node's engine socket, MKE on the managers, the MSR replicas (listeners follow the cluster
+state), and the control socket used by ``msr-lab status`` and ``msr-lab fault``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+
+from . import bootstrapper  # noqa: F401  (registers the dtr images' program with the engine)
+from . import faults, lb, netns
+from .cluster import Cluster, new_replica_id
+from .engine import serve_engine
+from .engine_state import EngineState
+from .httpserver import close_server, serve_app
+from .labfiles import LabFiles
+from .mke import MkeApp
+from .model import Lab, Node
+from .pki import LabPKI
+
+log = logging.getLogger("msr-lab")
+
+
+class Daemon:
+    def __init__(self, files: LabFiles):
+        self.files = files
+        self.desc = files.load()
+        self.lab = Lab(self.desc["config"])
+        self.pki = LabPKI(files.pki_dir)
+        self.tls = self.pki.server_context()
+        self.msr_servers: dict[tuple, asyncio.AbstractServer] = {}
+        self.reconcile_wanted = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    def netns_of(self, node: str) -> str:
+        return self.desc["nodes"][node]["netns"]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name, info in self.desc["nodes"].items():
+            node = Node(name=name, role=info["role"], addr=info["addr"])
+            self.lab.nodes[name] = node
+            if node.in_mke:
+                node.engine = EngineState(self.lab, node)
+                sock = self.files.docker_sock(name)
+                sock.unlink(missing_ok=True)
+                await serve_engine(node.engine, str(sock))
+        self.lab.cluster = Cluster(self.lab)
+        mke = MkeApp(self.lab)
+        for node in self.lab.nodes.values():
+            if node.role == "manager":
+                sock = netns.listen_in_netns(self.netns_of(node.name), node.addr, 443)
+                await serve_app(mke, sock, self.tls)
+        self.lab.on_change(lambda: loop.call_soon_threadsafe(self.reconcile_wanted.set))
+        self.seed()
+        await self.reconcile()
+        asyncio.create_task(self.reconcile_loop())
+        self.files.control_sock.unlink(missing_ok=True)
+        await asyncio.start_unix_server(self.handle_control, str(self.files.control_sock))
+        os.chmod(self.files.control_sock, 0o600)
+
+    def seed(self) -> None:
+        """Install the replicas `up` asked for, as if `install` and `join` had run before."""
+        cfg = self.lab.config
+        for name in cfg.get("seed_replicas", []):
+            if not self.lab.cluster.installed:
+                self.lab.cluster.seed_install(name, cfg["msr_version"])
+            else:
+                rid = new_replica_id()
+                self.lab.cluster.add_member(rid, name, cfg["msr_version"])
+                self.lab.cluster.create_replica_objects(rid, name, cfg["msr_version"])
+                self.lab.cluster.mark_running(rid)
+        for node in self.lab.nodes.values():
+            if node.engine is not None:  # the bootstrap images are on every node, as after `docker pull`
+                node.engine.pull(f"{cfg['msr_image']}:{cfg['msr_version']}")
+
+    async def reconcile_loop(self) -> None:
+        while True:
+            await self.reconcile_wanted.wait()
+            self.reconcile_wanted.clear()
+            await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Open and close MSR replica listeners so they follow the replicas' dtr-nginx containers."""
+        with self.lab.lock:
+            # keyed by replica too: a new replica on the same node and port gets a fresh listener
+            wanted = {(node, port, tls, getattr(app, "rid", None)): app
+                      for node, port, tls, app in self.lab.cluster.listeners()}
+        for key in [k for k in self.msr_servers if k not in wanted]:
+            # a stopped dtr-nginx drops its open connections too, not only its listening socket
+            await close_server(self.msr_servers.pop(key))
+        for key, app in wanted.items():
+            if key in self.msr_servers:
+                continue
+            node, port, tls, _ = key
+            addr = self.lab.nodes[node].addr
+            try:
+                sock = netns.listen_in_netns(self.netns_of(node), addr, port)
+            except OSError as exc:
+                log.warning("cannot listen on %s %s:%s: %s", node, addr, port, exc)
+                continue
+            self.msr_servers[key] = await serve_app(app, sock, self.tls if tls else None)
+
+    async def handle_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            req = json.loads(line)
+            result = await asyncio.to_thread(self.dispatch, req)
+            reply = {"ok": True, "result": result}
+        except Exception as exc:  # every failure goes back to the caller as text
+            reply = {"ok": False, "error": str(exc)}
+        writer.write(json.dumps(reply).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    def dispatch(self, req: dict):
+        op = req.get("op")
+        if op == "ping":
+            return "pong"
+        if op == "status":
+            return self.status()
+        if op == "fault":
+            return faults.apply(self.lab, self.desc, req)
+        if op == "shutdown":
+            asyncio.run_coroutine_threadsafe(self._set_stopping(), self.loop)
+            return "stopping"
+        raise ValueError(f"unknown control operation {op!r}")
+
+    async def _set_stopping(self) -> None:
+        self.stopping.set()
+
+    def status(self) -> dict:
+        with self.lab.lock:
+            nodes = [{"name": n.name, "role": n.role, "addr": n.addr, "state": n.state,
+                      "availability": n.availability, "partitioned": n.partitioned}
+                     for n in self.lab.nodes.values()]
+            cluster = self.lab.cluster.status()
+            fault_state = vars(self.lab.faults).copy()
+        pools = {}
+        for name, info in self.desc["nodes"].items():
+            if info["role"] == "lb":
+                try:
+                    pools[name] = lb.haproxy_servers(str(self.files.root), name)
+                except Exception as exc:  # the LB is a real HAProxy that may be stopped by a test
+                    pools[name] = {"error": str(exc)}
+        return {"nodes": nodes, "cluster": cluster, "faults": fault_state, "lb": pools,
+                "mke_url": self.lab.config["mke_url"]}
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        self.files.daemon_pid.write_text(str(os.getpid()))
+        log.info("lab daemon ready")
+        await self.stopping.wait()
+
+
+def main(root: str | None = None) -> None:
+    files = LabFiles(root)
+    logging.basicConfig(filename=files.daemon_log, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(Daemon(files).run())

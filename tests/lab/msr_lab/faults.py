@@ -1,0 +1,86 @@
+"""Fault injection, daemon side. Each fault changes the lab's state the way the real failure would."""
+from __future__ import annotations
+
+from . import netns
+from .model import Lab
+
+KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
+         "mke-error", "mke-latency", "ghost", "quorum-loss", "clear")
+
+
+def replica_id(lab: Lab, target: str) -> str:
+    """A replica named by its id or by the node it runs on."""
+    cluster = lab.cluster
+    if target in cluster.replicas:
+        return target
+    found = [r.id for r in cluster.replicas.values() if r.node == target]
+    if not found:
+        raise ValueError(f"no replica {target!r} (give a replica id or the name of a node that runs one)")
+    return found[0]
+
+
+def node_name(lab: Lab, target: str) -> str:
+    if target in lab.nodes:
+        return target
+    return lab.cluster.replicas[replica_id(lab, target)].node
+
+
+def apply(lab: Lab, desc: dict, req: dict) -> dict:
+    kind = req.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"unknown fault {kind!r}; choose one of: {', '.join(KINDS)}")
+    target = req.get("target")
+    faults = lab.faults
+    if kind == "stop-replica":
+        lab.cluster.stop_replica(replica_id(lab, target))
+    elif kind == "start-replica":
+        lab.cluster.start_replica(replica_id(lab, target))
+    elif kind == "ghost":
+        lab.cluster.ghost_replica(replica_id(lab, target))
+    elif kind in ("partition", "heal"):
+        name = node_name(lab, target)
+        netns.partition(desc["nodes"][name]["veth"], down=kind == "partition")
+        with lab.lock:
+            lab.nodes[name].partitioned = kind == "partition"
+        lab.changed()
+    elif kind == "quorum-loss":
+        quorum_loss(lab)
+    elif kind == "kill-bootstrapper":
+        faults.kill_at_phase = req["phase"]
+    elif kind == "slow-join":
+        faults.join_seconds = float(req["seconds"])
+    elif kind == "mke-error":
+        faults.mke_status = int(req.get("status", 500))
+        faults.mke_error_count = int(req.get("count", 0))
+    elif kind == "mke-latency":
+        faults.mke_latency_ms = int(req["ms"])
+    elif kind == "clear":
+        clear(lab, desc)
+    return {"faults": vars(faults).copy(), "health": lab.cluster.health()}
+
+
+def quorum_loss(lab: Lab) -> None:
+    """Stop just enough running replicas that the healthy ones are a minority."""
+    cluster = lab.cluster
+    running = [r.id for r in cluster.replicas.values() if cluster.replica_ok(r.id)]
+    majority = len(cluster.replicas) // 2 + 1
+    to_stop = len(running) - majority + 1
+    if to_stop <= 0:
+        return
+    for rid in running[:to_stop]:
+        cluster.stop_replica(rid)
+
+
+def clear(lab: Lab, desc: dict) -> None:
+    """Undo the service faults and heal every partition. Stopped and ghost replicas stay as they are."""
+    faults = lab.faults
+    faults.kill_at_phase = None
+    faults.join_seconds = float(lab.config.get("join_seconds", 3.0))
+    faults.mke_status = None
+    faults.mke_error_count = 0
+    faults.mke_latency_ms = 0
+    for name, node in lab.nodes.items():
+        if node.partitioned:
+            netns.partition(desc["nodes"][name]["veth"], down=False)
+            node.partitioned = False
+    lab.changed()

@@ -1,0 +1,63 @@
+"""The Ansible inventory of a lab, with the groups and variable names of DESIGN.md §3."""
+from __future__ import annotations
+
+import yaml
+
+from .labfiles import LabFiles
+
+
+class _Literal(str):
+    pass
+
+
+def _literal(dumper, data):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+
+
+yaml.SafeDumper.add_representer(_Literal, _literal)
+
+
+def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
+    desc = files.load()
+    cfg = desc["config"]
+    nodes = desc["nodes"]
+
+    def group(role):
+        return {name: {"ansible_host": info["addr"]} for name, info in nodes.items() if info["role"] == role}
+
+    msr = replica_nodes if replica_nodes is not None else cfg.get("seed_replicas", [])
+    ssh = files.ssh_dir
+    managers = group("manager")
+    return {
+        "all": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
+                # the lab's own known_hosts: node host keys are new on every `up`
+                "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "msr_version": cfg["msr_version"],
+                "msr_image": cfg["msr_image"],
+                "msr_mke_url": cfg["mke_url"],
+                "msr_mke_username": cfg["mke_username"],
+                "msr_mke_password": cfg["mke_password"],
+                "msr_mke_ca": _Literal(files.pki_dir.joinpath("ca.pem").read_text()),
+                "msr_bootstrap_host": next(iter(managers)),
+                "msr_lab_docker_hosts": {name: f"ssh://root@{info['addr']}" for name, info in nodes.items()
+                                         if info["role"] != "lb"},
+            },
+            "children": {
+                "mke_managers": {"hosts": managers},
+                "mke_workers": {"hosts": group("worker")},
+                "msr": {"hosts": {name: {"ansible_host": nodes[name]["addr"]} for name in msr}},
+                "msr_lb": {"hosts": {name: {"ansible_host": info["addr"], "msr_lb_provider": "haproxy"}
+                                     for name, info in nodes.items() if info["role"] == "lb"}},
+            },
+        }
+    }
+
+
+def render(files: LabFiles, replica_nodes: list[str] | None = None) -> str:
+    header = ("# msr-lab inventory: the lab's nodes, MKE admin credentials and CA.\n"
+              "# It holds the lab's MKE password in clear: it is a throwaway lab secret.\n")
+    return header + yaml.safe_dump(build(files, replica_nodes), sort_keys=False, default_flow_style=False)

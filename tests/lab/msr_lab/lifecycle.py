@@ -1,0 +1,205 @@
+"""`up` and `down`: create the nodes, start the daemon and the LB, and remove all of it again."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import control, inventory, lb, netns
+from .labfiles import LabFiles
+from .pki import LabPKI
+
+PREFIX = "msrlab"
+BRIDGE = "msrlab0"
+
+
+def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
+    """Node names and addresses: managers .11+, workers .21+, LB .5+ (host is .1)."""
+    if net.prefixlen != 24:
+        raise SystemExit("msr-lab: --subnet must be a /24")
+    if not 1 <= args.managers <= 9 or not 0 <= args.workers <= 30:
+        raise SystemExit("msr-lab: --managers must be 1-9 and --workers 0-30")
+    if not 0 <= args.replicas <= args.workers:
+        raise SystemExit("msr-lab: --replicas must be between 0 and --workers")
+    base = net.network_address
+    nodes = {}
+    for i in range(args.managers):
+        nodes[f"manager{i + 1}"] = {"role": "manager", "addr": str(base + 11 + i)}
+    for i in range(args.workers):
+        nodes[f"worker{i + 1}"] = {"role": "worker", "addr": str(base + 21 + i)}
+    for i in range(args.lbs):
+        nodes[f"lb{i + 1}"] = {"role": "lb", "addr": str(base + 5 + i)}
+    return nodes
+
+
+def up(files: LabFiles, args) -> int:
+    started = time.monotonic()
+    if files.exists() or netns.leftovers(PREFIX, BRIDGE):
+        if daemon_alive(files):
+            print("msr-lab: a lab is already up (msr-lab status); remove it first with: msr-lab down", file=sys.stderr)
+            return 1
+        print("msr-lab: removing what an earlier lab left behind", file=sys.stderr)
+        teardown(files)
+    net = ipaddress.ip_network(args.subnet)
+    nodes = plan_nodes(args, net)
+    workers = [n for n, i in nodes.items() if i["role"] == "worker"]
+    managers = [n for n, i in nodes.items() if i["role"] == "manager"]
+    config = {
+        "msr_version": args.msr_version, "msr_image": "mirantis/dtr", "storage": args.storage,
+        "join_seconds": args.join_seconds, "mke_username": "admin", "mke_password": secrets.token_urlsafe(18),
+        "mke_url": f"https://{nodes[managers[0]]['addr']}", "seed_replicas": workers[:args.replicas],
+        "subnet": str(net),
+    }
+    try:
+        files.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pki = LabPKI(files.pki_dir)
+        pki.ensure(list(nodes) + ["localhost"], [i["addr"] for i in nodes.values()] + ["127.0.0.1"])
+        config["ca_pem"] = pki.ca_pem
+        pubkey = netns.ensure_client_key(str(files.root))
+        host_addr = str(net.network_address + 1)
+        netns.create_bridge(BRIDGE, f"{host_addr}/{net.prefixlen}")
+        hosts = {name: info["addr"] for name, info in nodes.items()}
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            futures = {name: pool.submit(netns.create_node, str(files.root), PREFIX, name, info["role"], info["addr"],
+                                         BRIDGE, pubkey, hosts) for name, info in nodes.items()}
+            for name, future in futures.items():
+                nodes[name].update(future.result())
+        files.save({"config": config, "nodes": nodes, "prefix": PREFIX, "bridge": BRIDGE})
+        netns.write_ssh_client_files(str(files.root), hosts)
+        start_daemon(files)
+        for name, info in nodes.items():
+            if info["role"] == "lb":
+                servers = [(w, nodes[w]["addr"]) for w in config["seed_replicas"]]
+                lb.start_haproxy(str(files.root), name, servers)
+                lb.start_nginx(str(files.root), name, servers)
+    except BaseException as exc:
+        print(f"msr-lab up failed: {exc}; removing what was made", file=sys.stderr)
+        teardown(files)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return 1
+    print(f"msr-lab is up in {time.monotonic() - started:.1f} s: {args.managers} managers, {args.workers} workers, "
+          f"{args.lbs} LB, MSR {args.msr_version} with {args.replicas} replica(s)")
+    print(f"  MKE: {config['mke_url']} (admin / see `msr-lab inventory`)")
+    print(f"  ssh: ssh -F {files.ssh_dir / 'config'} worker1")
+    print("  next: msr-lab status | msr-lab inventory -o inventory.yml | msr-lab down")
+    return 0
+
+
+def start_daemon(files: LabFiles, timeout: float = 20.0) -> None:
+    log = open(files.daemon_log, "ab")
+    subprocess.Popen([sys.executable, "-m", "msr_lab.cli", "daemon", "--state-dir", str(files.root)],
+                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon_alive(files):
+            return
+        time.sleep(0.1)
+    tail = files.daemon_log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"the lab daemon did not start within {timeout:.0f} s; its log ends with:\n{tail}")
+
+
+def daemon_alive(files: LabFiles) -> bool:
+    try:
+        return control.call("ping", files, timeout=2) == "pong"
+    except (control.LabError, OSError, ValueError):
+        return False
+
+
+def stop_daemon(files: LabFiles) -> None:
+    try:
+        pid = int(files.daemon_pid.read_text())
+    except (OSError, ValueError):
+        pid = None
+    if daemon_alive(files):
+        try:
+            control.call("shutdown", files, timeout=5)
+        except control.LabError:
+            pass
+    for _ in range(50):
+        if pid is None or not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def teardown(files: LabFiles) -> None:
+    stop_daemon(files)
+    netns.teardown(str(files.root), PREFIX, BRIDGE)
+
+
+def down(files: LabFiles) -> int:
+    started = time.monotonic()
+    if not files.exists() and not netns.leftovers(PREFIX, BRIDGE):
+        print("msr-lab: no lab is up; nothing to remove")
+        return 0
+    teardown(files)
+    print(f"msr-lab is down in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def write_inventory(files: LabFiles, output: str | None) -> int:
+    text = inventory.render(files, current_replica_nodes(files))
+    if output:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def current_replica_nodes(files: LabFiles) -> list[str] | None:
+    try:
+        replicas = control.status(files)["cluster"]["replicas"]
+    except (control.LabError, KeyError, TypeError):
+        return None
+    return sorted({r["node"] for r in replicas if r.get("node")})
+
+
+def ssh_config(files: LabFiles, home: str | None) -> int:
+    ssh = files.ssh_dir
+    if home:
+        netns.install_ssh_home(str(files.root), home)
+        print(f"wrote {home}/.ssh/config, known_hosts and id_ed25519; use HOME={home}")
+    else:
+        print(f"config:      {ssh / 'config'}\nknown_hosts: {ssh / 'known_hosts'}\nkey:         {ssh / 'id_ed25519'}")
+    return 0
+
+
+def format_status(data: dict) -> str:
+    lines = ["NODE         ROLE     ADDRESS        STATE  AVAILABILITY  NETWORK"]
+    for n in data["nodes"]:
+        lines.append(f"{n['name']:<12} {n['role']:<8} {n['addr']:<14} {n['state']:<6} {n['availability']:<13} "
+                     f"{'partitioned' if n['partitioned'] else 'ok'}")
+    cluster = data["cluster"]
+    lines += ["", "REPLICA       NODE         VERSION  STATE     HEALTH"]
+    for r in cluster.get("replicas", []):
+        lines.append(f"{r['id']:<13} {r.get('node') or '-':<12} {r.get('version', ''):<8} {r.get('state', ''):<9} "
+                     f"{r.get('health', '')}")
+    if not cluster.get("replicas"):
+        lines.append("(MSR is not installed)")
+    if "quorum" in cluster:
+        lines.append(f"quorum: {cluster['quorum']}")
+    for name, pool in data.get("lb", {}).items():
+        lines += ["", f"LB POOL on {name}"]
+        if isinstance(pool, dict):
+            lines.append(f"  error: {pool.get('error')}")
+            continue
+        for s in pool:
+            lines.append(f"  {s.get('backend', ''):<12} {s.get('name', ''):<12} {s.get('addr', ''):<18} {s.get('status', '')}")
+    active = {k: v for k, v in data.get("faults", {}).items() if v not in (None, 0, 0.0)}
+    lines += ["", f"faults: {active or 'none'}", f"MKE: {data.get('mke_url')}"]
+    return "\n".join(lines)

@@ -1,0 +1,282 @@
+"""MKE 3.x as the MSR tooling sees it: login, the CA, and the Docker API aggregated over the MKE nodes.
+
+One MkeApp serves every manager (tokens are cluster-wide, as in MKE). Nodes that are down or
+partitioned are reported "down" and their containers are missing from /containers/json, because MKE
+cannot reach their engines.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import secrets
+import time
+import weakref
+
+from .httpbase import Request, Response, json_response, text_response
+
+MKE_VERSION = "3.7.5"
+ENGINE_VERSION = "23.0.9"
+API_VERSION = "1.41"
+_VERSION_PREFIX = re.compile(r"^/v\d+(\.\d+)?(?=/)")
+_TOKENS: "weakref.WeakKeyDictionary[object, dict[str, str]]" = weakref.WeakKeyDictionary()
+ERROR_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+               500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
+
+
+def tokens(lab) -> dict[str, str]:
+    """MKE session tokens (auth_token -> username), shared with the MSR replicas for basic auth."""
+    return _TOKENS.setdefault(lab, {})
+
+
+def issue_token(lab, username: str) -> str:
+    token = secrets.token_hex(32)
+    with lab.lock:
+        tokens(lab)[token] = username
+    return token
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, secret
+
+
+def admin_ok(lab, username: str, secret: str) -> bool:
+    """The admin user with its password or with a token MKE issued to it."""
+    if username != lab.config.get("mke_username", "admin"):
+        return False
+    if secrets.compare_digest(secret.encode(), str(lab.config.get("mke_password", "")).encode()):
+        return True
+    with lab.lock:
+        return tokens(lab).get(secret) == username
+
+
+def ucp_error(status: int, message: str, code: str | None = None) -> Response:
+    return json_response(status, {"errors": [{"code": code or ERROR_CODES.get(status, "UNKNOWN"),
+                                              "message": message}]})
+
+
+def docker_error(status: int, message: str) -> Response:
+    return json_response(status, {"message": message})
+
+
+def parse_filters(text: str | None) -> dict[str, list[str]]:
+    """Engine filters in either wire form: map of lists (SDK) or map of maps (CLI)."""
+    if not text:
+        return {}
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("filters must be a JSON object")
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out[key] = [k for k, v in value.items() if v]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+class MkeApp:
+    def __init__(self, lab):
+        self.lab = lab
+        self.cluster_id = secrets.token_hex(13)[:25]
+        self.created = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+
+    async def __call__(self, req: Request) -> Response:
+        faults = self.lab.faults
+        if faults.mke_latency_ms:
+            await asyncio.sleep(faults.mke_latency_ms / 1000)
+        fault = self._take_fault()
+        if fault is not None:
+            return ucp_error(fault, f"injected MKE fault: status {fault}")
+        path = _VERSION_PREFIX.sub("", req.path) or "/"
+        method = "GET" if req.method == "HEAD" else req.method
+        if path == "/_ping" and method == "GET":
+            return text_response(200, "OK")
+        if path == "/ca" and method == "GET":
+            return text_response(200, self.lab.config.get("ca_pem", ""), "application/x-pem-file")
+        if path == "/auth/login" and method == "POST":
+            return self.login(req)
+        if not self.authorized(req):
+            return ucp_error(401, "unauthorized: authentication required")
+        try:
+            if path == "/nodes" and method == "GET":
+                return self.list_nodes(req)
+            if path.startswith("/nodes/") and method == "GET":
+                return self.get_node(path[len("/nodes/"):])
+            if path == "/info" and method == "GET":
+                return json_response(200, self.info())
+            if path == "/version" and method == "GET":
+                return json_response(200, self.version())
+            if path == "/containers/json" and method == "GET":
+                return self.list_containers(req)
+        except ValueError as exc:
+            return docker_error(400, str(exc))
+        except Exception as exc:  # engine_state.EngineError: the engine's own status and message
+            if hasattr(exc, "status") and hasattr(exc, "message"):
+                return docker_error(exc.status, exc.message)
+            raise
+        return docker_error(404, "page not found")
+
+    def _take_fault(self) -> int | None:
+        with self.lab.lock:
+            faults = self.lab.faults
+            status = faults.mke_status
+            if status is None:
+                return None
+            if faults.mke_error_count > 0:
+                faults.mke_error_count -= 1
+                if faults.mke_error_count == 0:  # 0 would mean "forever": the fault is spent, clear it
+                    faults.mke_status = None
+            return status
+
+    def authorized(self, req: Request) -> bool:
+        header = req.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            with self.lab.lock:
+                return header[7:].strip() in tokens(self.lab)
+        creds = parse_basic(header)
+        return creds is not None and admin_ok(self.lab, *creds)
+
+    def login(self, req: Request) -> Response:
+        try:
+            body = req.json()
+            username, password = body["username"], body["password"]
+        except (ValueError, KeyError, TypeError):
+            return ucp_error(400, "invalid login request: expected a JSON object with username and password",
+                             "INVALID_JSON")
+        cfg = self.lab.config
+        if username != cfg.get("mke_username", "admin") or password != cfg.get("mke_password"):
+            return ucp_error(401, "invalid username or password")
+        token = issue_token(self.lab, username)
+        return json_response(200, {"auth_token": token, "token_id": secrets.token_hex(16),
+                                   "user_agent": req.headers.get("user-agent", "")})
+
+    # ---------------------------------------------------------------- nodes
+
+    @staticmethod
+    def reachable(node) -> bool:
+        return node.state == "ready" and not node.partitioned
+
+    def _leader(self):
+        managers = [n for n in self.lab.mke_nodes() if n.role == "manager"]
+        return next((n for n in managers if self.reachable(n)), managers[0] if managers else None)
+
+    def node_json(self, node) -> dict:
+        up = self.reachable(node)
+        kind = "manager" if node.role == "manager" else "worker"
+        labels = {"com.docker.ucp.SANs": f"{node.addr},{node.name}", "com.docker.ucp.access.label": "/System",
+                  "com.docker.ucp.collection": "system" if kind == "manager" else "shared",
+                  "com.docker.ucp.collection.swarm": "true", "com.docker.ucp.orchestrator.kubernetes": "false",
+                  "com.docker.ucp.orchestrator.swarm": "true"}
+        labels.update(node.labels)
+        out = {"ID": node.node_id, "Version": {"Index": 100}, "CreatedAt": self.created, "UpdatedAt": self.created,
+               "Spec": {"Labels": labels, "Role": kind, "Availability": node.availability},
+               "Description": {"Hostname": node.name, "Platform": {"Architecture": "x86_64", "OS": "linux"},
+                               "Resources": {"NanoCPUs": 2000000000, "MemoryBytes": 4 * 1024 ** 3},
+                               "Engine": {"EngineVersion": ENGINE_VERSION}},
+               "Status": {"State": "ready" if up else "down",
+                          "Message": f"Healthy MKE {kind}" if up else "Node is down: heartbeat failure",
+                          "Addr": node.addr}}
+        if kind == "manager":
+            out["ManagerStatus"] = {"Leader": node is self._leader() and up,
+                                    "Reachability": "reachable" if up else "unreachable",
+                                    "Addr": f"{node.addr}:2377"}
+        return out
+
+    def list_nodes(self, req: Request) -> Response:
+        filters = parse_filters(req.arg("filters"))
+        with self.lab.lock:
+            items = [self.node_json(n) for n in self.lab.mke_nodes()]
+        return json_response(200, [i for i in items if _node_matches(i, filters)])
+
+    def get_node(self, ref: str) -> Response:
+        with self.lab.lock:
+            for n in self.lab.mke_nodes():
+                if ref in (n.node_id, n.name) or (len(ref) >= 3 and n.node_id.startswith(ref)):
+                    return json_response(200, self.node_json(n))
+        return docker_error(404, f"node {ref} not found")
+
+    def info(self) -> dict:
+        with self.lab.lock:
+            nodes = self.lab.mke_nodes()
+            managers = [n for n in nodes if n.role == "manager"]
+            leader = self._leader()
+            counts = [0, 0, 0]
+            for n in nodes:
+                if n.engine is None or not self.reachable(n):
+                    continue
+                for c in n.engine.containers.values():
+                    counts[0] += 1
+                    counts[1 if c.status == "running" else 2] += 1
+            return {"ID": self.cluster_id, "Name": leader.name if leader else "", "ServerVersion": f"ucp/{MKE_VERSION}",
+                    "Containers": counts[0], "ContainersRunning": counts[1], "ContainersPaused": 0,
+                    "ContainersStopped": counts[2], "Images": 0, "OSType": "linux", "Architecture": "x86_64",
+                    "OperatingSystem": "Debian GNU/Linux 12 (bookworm)", "NCPU": 2,
+                    "Swarm": {"NodeID": leader.node_id if leader else "", "NodeAddr": leader.addr if leader else "",
+                              "LocalNodeState": "active", "ControlAvailable": True, "Error": "",
+                              "RemoteManagers": [{"NodeID": m.node_id, "Addr": f"{m.addr}:2377"} for m in managers],
+                              "Nodes": len(nodes), "Managers": len(managers),
+                              "Cluster": {"ID": self.cluster_id}},
+                    "Labels": [], "Warnings": None}
+
+    def version(self) -> dict:
+        return {"Platform": {"Name": f"Mirantis Kubernetes Engine {MKE_VERSION}"}, "Version": f"ucp/{MKE_VERSION}",
+                "ApiVersion": API_VERSION, "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64",
+                "KernelVersion": "6.1.0", "GoVersion": "go1.21", "GitCommit": "msrlab",
+                "Components": [{"Name": "Universal Control Plane", "Version": MKE_VERSION,
+                                "Details": {"Version": MKE_VERSION, "ApiVersion": API_VERSION}}]}
+
+    # ---------------------------------------------------------------- containers
+
+    def list_containers(self, req: Request) -> Response:
+        filters = parse_filters(req.arg("filters"))
+        show_all = truthy(req.arg("all"))
+        out = []
+        with self.lab.lock:
+            for node in self.lab.mke_nodes():
+                if node.engine is None or not self.reachable(node):
+                    continue  # MKE cannot reach that engine
+                for c in node.engine.list_containers(show_all, filters):
+                    item = dict(node.engine.summary(c))
+                    item["Names"] = [f"/{node.name}/{n.lstrip('/')}" for n in item.get("Names", [f"/{c.name}"])]
+                    out.append(item)
+        out.sort(key=lambda i: i.get("Created", 0), reverse=True)
+        limit = req.arg("limit")
+        if limit and limit.lstrip("-").isdigit() and int(limit) > 0:
+            out = out[:int(limit)]
+        return json_response(200, out)
+
+
+def _node_matches(item: dict, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "role" and item["Spec"]["Role"] not in values:
+            return False
+        if key == "name" and not any(v in item["Description"]["Hostname"] for v in values):
+            return False
+        if key == "id" and not any(item["ID"].startswith(v) for v in values):
+            return False
+        if key == "membership" and "accepted" not in values:
+            return False
+        if key in ("node.label", "label"):
+            labels = item["Spec"]["Labels"]
+            for v in values:
+                k, eq, val = v.partition("=")
+                if k not in labels or (eq and labels[k] != val):
+                    return False
+    return True

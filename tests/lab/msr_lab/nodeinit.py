@@ -1,0 +1,94 @@
+"""The files a node's init needs: the init script, sshd config, a minimal .bashrc.
+
+netns.create_node writes them into <state>/nodes/<name>/ (init.sh) and into the node's
+run dir (run/lab-seed/), which is the only host directory a node mounts read-write and
+the host may write while the node runs.
+"""
+
+# Marker in PID 1's argv: teardown finds orphaned node inits by it even when the netns
+# and the state dir are gone.
+NODE_MARKER = 'msr-lab-node'
+
+OVERLAID = ('etc', 'var', 'root', 'home', 'opt', 'usr')
+
+# Reaps every orphan re-parented to the node's PID 1 (sshd sessions, daemonised haproxy and
+# nginx); SIGTERM ends PID 1, which makes the kernel kill the whole PID namespace.
+REAPER = r'''
+import os, signal, time
+signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(1)
+'''
+
+# Runs as PID 1 of fresh UTS+mount+PID namespaces inside the node's netns.
+# Relative overlay paths: after /var (or whichever dir holds the state dir) is overlaid,
+# absolute paths into the state dir would resolve inside the overlay; the cwd still
+# points at the real node dir.
+INIT_SH = r'''#!/bin/sh
+set -eu
+NODE_DIR=$1
+NAME=$2
+cd "$NODE_DIR"
+mount --make-rprivate /
+mount --bind "$NODE_DIR/run" /run
+for d in __OVERLAID__; do
+    mount -t overlay "node-$d" -o "lowerdir=/$d,upperdir=upper/$d,workdir=work/$d" "/$d"
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+hostname "$NAME"
+SEED=/run/lab-seed
+cp "$SEED/hosts" /etc/hosts
+echo "$NAME" > /etc/hostname
+# only the overlay's view: the host keeps its own keys
+rm -f /etc/ssh/ssh_host_*
+ssh-keygen -q -t ed25519 -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_ed25519_key
+cp /etc/ssh/ssh_host_ed25519_key.pub /run/ssh_host_ed25519_key.pub
+rm -rf /etc/ssh/sshd_config.d
+cp "$SEED/sshd_config" /etc/ssh/sshd_config
+mkdir -p /root/.ssh
+chmod 700 /root/.ssh
+cp "$SEED/authorized_keys" /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+cp "$SEED/bashrc" /root/.bashrc
+mkdir -p /run/sshd
+chmod 755 /run/sshd
+/usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
+exec /usr/bin/python3 -c "$REAPER" __MARKER__ "$NODE_DIR"
+'''.replace('__OVERLAID__', ' '.join(OVERLAID)).replace('__MARKER__', NODE_MARKER)
+
+# The host's root .bashrc runs pyenv init on every ssh command (machine-notes).
+BASHRC = '''# msr-lab node: kept minimal so non-interactive ssh commands stay fast
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+'''
+
+
+def sshd_config(addr):
+    # MaxStartups: Ansible forks and docker SDK pools open many sessions at once.
+    return f'''# msr-lab node sshd
+ListenAddress {addr}:22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+StrictModes no
+MaxSessions 20
+MaxStartups 100:30:200
+PrintMotd no
+PrintLastLog no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+'''
+
+
+def hosts_file(hosts):
+    lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback']
+    lines += [f'{addr}\t{name}' for name, addr in sorted(hosts.items())]
+    return '\n'.join(lines) + '\n'
