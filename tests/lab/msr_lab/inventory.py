@@ -1,6 +1,9 @@
 """The Ansible inventory of a lab, with the groups and variable names of DESIGN.md §3."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import yaml
 
 from .labfiles import LabFiles
@@ -35,7 +38,9 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
                 "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
                 # the lab's own known_hosts: node host keys are new on every `up`
                 "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",
-                "ansible_python_interpreter": "/usr/bin/python3",
+                # nodes see the controller's /work tree: the venv's Python (with the docker SDK) stands in
+                # for python3-docker on a real bootstrap host
+                "ansible_python_interpreter": str(Path(sys.prefix) / "bin" / "python"),
                 "msr_version": cfg["msr_version"],
                 "msr_image": cfg["msr_image"],
                 "msr_mke_url": cfg["mke_url"],
@@ -43,8 +48,6 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
                 "msr_mke_password": cfg["mke_password"],
                 "msr_mke_ca": _Literal(files.pki_dir.joinpath("ca.pem").read_text()),
                 "msr_bootstrap_host": next(iter(managers)),
-                "msr_lab_docker_hosts": {name: f"ssh://root@{info['addr']}" for name, info in nodes.items()
-                                         if info["role"] != "lb"},
             },
             "children": {
                 "mke_managers": {"hosts": managers},

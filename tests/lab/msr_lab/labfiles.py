@@ -5,16 +5,29 @@ import json
 import os
 from pathlib import Path
 
-DEFAULT_DIR = "/var/lib/msr-lab"
+DEFAULT_NAME = "msrlab"
+
+
+def lab_name() -> str:
+    """Several labs can run side by side under different names (netns prefix, bridge <name>0, state dir)."""
+    name = os.environ.get("MSR_LAB_NAME", DEFAULT_NAME)
+    if not name.isalnum() or not name.islower() or len(name) > 10:
+        raise SystemExit(f"msr-lab: MSR_LAB_NAME must be 1-10 lower-case letters or digits, not {name!r}")
+    return name
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("MSR_LAB_DIR", DEFAULT_DIR))
+    name = lab_name()
+    default = "/var/lib/msr-lab" if name == DEFAULT_NAME else f"/var/lib/msr-lab-{name}"
+    return Path(os.environ.get("MSR_LAB_DIR", default))
 
 
 class LabFiles:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root else state_dir()
+        self.name = lab_name()
+        self.prefix = self.name
+        self.bridge = f"{self.name}0"
 
     @property
     def lab_json(self) -> Path:

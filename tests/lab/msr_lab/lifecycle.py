@@ -13,9 +13,6 @@ from . import control, inventory, lb, netns
 from .labfiles import LabFiles
 from .pki import LabPKI
 
-PREFIX = "msrlab"
-BRIDGE = "msrlab0"
-
 
 def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
     """Node names and addresses: managers .11+, workers .21+, LB .5+ (host is .1)."""
@@ -38,7 +35,7 @@ def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
 
 def up(files: LabFiles, args) -> int:
     started = time.monotonic()
-    if files.exists() or netns.leftovers(PREFIX, BRIDGE):
+    if files.exists() or netns.leftovers(files.prefix, files.bridge):
         if daemon_alive(files):
             print("msr-lab: a lab is already up (msr-lab status); remove it first with: msr-lab down", file=sys.stderr)
             return 1
@@ -61,15 +58,16 @@ def up(files: LabFiles, args) -> int:
         config["ca_pem"] = pki.ca_pem
         pubkey = netns.ensure_client_key(str(files.root))
         host_addr = str(net.network_address + 1)
-        netns.create_bridge(BRIDGE, f"{host_addr}/{net.prefixlen}")
+        netns.create_bridge(files.bridge, f"{host_addr}/{net.prefixlen}")
         hosts = {name: info["addr"] for name, info in nodes.items()}
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-            futures = {name: pool.submit(netns.create_node, str(files.root), PREFIX, name, info["role"], info["addr"],
-                                         BRIDGE, pubkey, hosts) for name, info in nodes.items()}
+            futures = {name: pool.submit(netns.create_node, str(files.root), files.prefix, name, info["role"], info["addr"],
+                                         files.bridge, pubkey, hosts) for name, info in nodes.items()}
             for name, future in futures.items():
                 nodes[name].update(future.result())
-        files.save({"config": config, "nodes": nodes, "prefix": PREFIX, "bridge": BRIDGE})
+        files.save({"config": config, "nodes": nodes, "prefix": files.prefix, "bridge": files.bridge})
         netns.write_ssh_client_files(str(files.root), hosts)
+        write_ssh_wrapper(files)
         start_daemon(files)
         for name, info in nodes.items():
             if info["role"] == "lb":
@@ -88,6 +86,15 @@ def up(files: LabFiles, args) -> int:
     print(f"  ssh: ssh -F {files.ssh_dir / 'config'} worker1")
     print("  next: msr-lab status | msr-lab inventory -o inventory.yml | msr-lab down")
     return 0
+
+
+def write_ssh_wrapper(files: LabFiles) -> None:
+    """<state>/bin/ssh: OpenSSH with the lab's config, for `docker -H ssh://root@<node>` (OpenSSH ignores $HOME)."""
+    bindir = files.root / "bin"
+    bindir.mkdir(exist_ok=True)
+    wrapper = bindir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {files.ssh_dir / "config"} "$@"\n')
+    wrapper.chmod(0o755)
 
 
 def start_daemon(files: LabFiles, timeout: float = 20.0) -> None:
@@ -137,12 +144,12 @@ def _pid_alive(pid: int) -> bool:
 
 def teardown(files: LabFiles) -> None:
     stop_daemon(files)
-    netns.teardown(str(files.root), PREFIX, BRIDGE)
+    netns.teardown(str(files.root), files.prefix, files.bridge)
 
 
 def down(files: LabFiles) -> int:
     started = time.monotonic()
-    if not files.exists() and not netns.leftovers(PREFIX, BRIDGE):
+    if not files.exists() and not netns.leftovers(files.prefix, files.bridge):
         print("msr-lab: no lab is up; nothing to remove")
         return 0
     teardown(files)
@@ -175,7 +182,8 @@ def ssh_config(files: LabFiles, home: str | None) -> int:
         netns.install_ssh_home(str(files.root), home)
         print(f"wrote {home}/.ssh/config, known_hosts and id_ed25519; use HOME={home}")
     else:
-        print(f"config:      {ssh / 'config'}\nknown_hosts: {ssh / 'known_hosts'}\nkey:         {ssh / 'id_ed25519'}")
+        print(f"config:      {ssh / 'config'}\nknown_hosts: {ssh / 'known_hosts'}\nkey:         {ssh / 'id_ed25519'}\n"
+              f"docker CLI over ssh: PATH={files.root / 'bin'}:$PATH docker -H ssh://root@<node address> ps")
     return 0
 
 
