@@ -44,6 +44,9 @@ test-unit: venv
 test-lab: venv
 	$(BIN)/pytest -q tests/lab/tests
 
+lint: venv
+	scripts/lint.sh
+
 test-sanity: venv
 	scripts/sanity.sh
 

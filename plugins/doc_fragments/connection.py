@@ -1,0 +1,68 @@
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment:
+    # MKE access, MSR replica TLS and API timeouts, shared by every module of the collection.
+    DOCUMENTATION = r"""
+options:
+  mke_url:
+    description:
+      - URL of MKE (a manager or the MKE load balancer), for example V(https://mke.example.com).
+      - Also passed to the bootstrapper as C(--ucp-url).
+    type: str
+    required: true
+  mke_username:
+    description:
+      - MKE admin user. Also used for HTTP basic authentication against the MSR API.
+    type: str
+    default: admin
+  mke_password:
+    description:
+      - Password of O(mke_username). It is sent to the bootstrapper only through the container
+        environment (C(UCP_PASSWORD)), never on a command line.
+    type: str
+    required: true
+  mke_ca:
+    description:
+      - The MKE CA certificate(s) as PEM text (MKE serves it at C(<mke_url>/ca)).
+      - MKE's certificate is verified against this CA only.
+      - One of O(mke_ca) or O(mke_insecure_tls=true) is required.
+    type: str
+  mke_insecure_tls:
+    description:
+      - Do not verify the MKE certificate (and, unless O(msr_ca) is given, the MSR replica certificates).
+      - The module warns when this is true. Prefer O(mke_ca).
+    type: bool
+    default: false
+  msr_url:
+    description:
+      - An MSR address (for example the MSR load balancer) to read C(cluster_status) and the storage
+        settings from before trying each replica's own address.
+      - Replica addresses are otherwise the MKE node address (C(Status.Addr)) and the replica's HTTPS port.
+    type: str
+  msr_ca:
+    description:
+      - PEM text of the CA that signed the MSR replica certificates. Defaults to O(mke_ca).
+    type: str
+  msr_insecure_tls:
+    description:
+      - Do not verify MSR replica certificates. Defaults to O(mke_insecure_tls) when O(msr_ca) is not given.
+    type: bool
+  api_timeout:
+    description:
+      - Seconds to wait for each MKE or MSR API request.
+    type: int
+    default: 30
+  api_retries:
+    description:
+      - Tries per API request for timeouts, connection errors and HTTP 5xx answers, with exponential
+        backoff (1 s, 2 s, 4 s ...). Authentication and other 4xx errors are never retried.
+    type: int
+    default: 3
+"""

@@ -1,0 +1,204 @@
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Observed MSR cluster state from the MKE and MSR APIs (no SSH). PRIVATE to this collection.
+
+``observe()`` does the I/O; ``build_view()`` is pure so the health rules can be tested on recorded JSON.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
+from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
+from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
+from ansible_collections.msr.replicas.plugins.module_utils._topology import quorum_summary
+
+DEFAULT_HTTPS_PORT = 443
+
+
+def clients_from_params(params):
+    """(MkeClient, factory url -> MsrClient) from the shared connection options."""
+    mke = MkeClient(params["mke_url"], params["mke_username"], params["mke_password"],
+                    ca_pem=params.get("mke_ca"), insecure=params.get("mke_insecure_tls"),
+                    timeout=params["api_timeout"], retries=params["api_retries"])
+    ca_pem, insecure = msr_tls(params)
+
+    def msr_factory(url):
+        return MsrClient(url, params["mke_username"], params["mke_password"], ca_pem=ca_pem,
+                         insecure=insecure, timeout=params["api_timeout"], retries=params["api_retries"])
+    return mke, msr_factory
+
+
+def replica_url(address, port):
+    host = "[%s]" % address if address and ":" in address else address
+    return "https://%s:%d" % (host, port) if port != 443 else "https://%s" % host
+
+
+def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_PORT):
+    """One read of the whole cluster: MKE nodes/containers, then each replica's /_ping, then
+    cluster_status and storage from the first replica (or msr_url) that answers."""
+    nodes = mke.nodes()
+    containers = mke.replica_containers()
+    ports = mke.replica_ports()
+    by_name = dict((n["name"], n) for n in nodes)
+    urls = {}
+    for c in containers:
+        node = by_name.get(c["node"]) or {}
+        port = (ports.get(c["id"]) or {}).get("https") or default_https_port
+        if node.get("address"):
+            urls[c["id"]] = replica_url(node["address"], port)
+    pings = dict((rid, msr_factory(url).ping()) for rid, url in urls.items())
+
+    sources = [msr_url] if msr_url else []
+    # Ask healthy replicas first: cluster_status is "as observed by the replica being queried".
+    sources += [urls[r] for r in sorted(urls, key=lambda r: (not pings[r]["healthy"], r))]
+    status, storage, observer, errors = None, None, None, []
+    for url in sources:
+        client = msr_factory(url)
+        try:
+            status = client.cluster_status()
+        except MsrError as exc:
+            errors.append(str(exc))
+            continue
+        observer = url
+        try:
+            storage = client.storage()
+        except MsrError as exc:
+            storage = {"driver": None, "drivers": [], "error": str(exc)}
+        break
+    return build_view(nodes, containers, urls, pings, status, storage, observer, errors)
+
+
+def build_view(nodes, containers, urls, pings, status, storage, observer=None, errors=()):
+    by_name = dict((n["name"], n) for n in nodes)
+    health = (status or {}).get("replica_health") or {}
+    by_id = {}
+    for c in containers:
+        by_id[c["id"]] = c
+    replicas = []
+    for rid in sorted(set(by_id) | set(health)):
+        c = by_id.get(rid)
+        ping = pings.get(rid) or {"status": None, "healthy": False, "error": "no address"}
+        node_name = c["node"] if c else None
+        node = by_name.get(node_name) or {}
+        ghost = c is None
+        reported = health.get(rid)
+        if status is None:
+            health_text = "unknown"
+        elif reported is None:
+            health_text = "not in cluster_status"
+        else:
+            health_text = reported
+        # Without cluster_status, /_ping alone decides (it fails when the replica's RethinkDB does).
+        healthy = (not ghost and ping["healthy"] and health_text in ("OK", "unknown")
+                   and (c or {}).get("container_state") in (None, "running"))
+        replicas.append({
+            "id": rid,
+            "node": node_name,
+            "node_exists": bool(node),
+            "node_state": node.get("state"),
+            "version": c.get("version") if c else None,
+            "url": urls.get(rid),
+            "container_state": c.get("container_state") if c else None,
+            "health": health_text,
+            "ping": ping["status"],
+            "ping_error": ping["error"],
+            "ghost": ghost,
+            "in_cluster_status": status is not None and reported is not None,
+            "healthy": healthy,
+        })
+    # Membership is what RethinkDB knows (replica_health); containers only stand in when nobody answered.
+    members = [r for r in replicas if r["in_cluster_status"]] if status is not None else [r for r in replicas if not r["ghost"]]
+    quorum = quorum_summary(len(members), sum(1 for r in members if r["healthy"]))
+    view = {
+        "nodes": nodes,
+        "replicas": replicas,
+        "storage": storage or {"driver": None, "drivers": []},
+        "quorum": quorum,
+        "current_issues": (status or {}).get("current_issues") or [],
+        "observer": observer,
+        "status_available": status is not None,
+    }
+    view["issues"] = derive_issues(view, list(errors))
+    return view
+
+
+def _issue(kind, severity, message, replica_id=None):
+    return {"kind": kind, "severity": severity, "message": message, "replica_id": replica_id}
+
+
+def derive_issues(view, errors):
+    issues = []
+    for item in view["current_issues"]:
+        issues.append(_issue("current_issue", "critical" if item.get("critical") else "warning",
+                             item.get("description") or str(item)))
+    if view["replicas"] and not view["status_available"]:
+        issues.append(_issue("no_cluster_status", "critical",
+                             "no replica answered /api/v0/meta/cluster_status: %s" % "; ".join(errors)))
+    for r in view["replicas"]:
+        rid = r["id"]
+        if r["ghost"]:
+            issues.append(_issue("ghost_replica", "critical",
+                                 "replica %s is in cluster_status but has no dtr-rethinkdb container in MKE "
+                                 "(ghost); remove it with remove --replica-ids %s" % (rid, rid), rid))
+            continue
+        if view["status_available"] and not r["in_cluster_status"]:
+            issues.append(_issue("not_in_cluster_status", "critical",
+                                 "replica %s has containers on node %s but is not in cluster_status "
+                                 "(a partial join?)" % (rid, r["node"]), rid))
+        if not r["node_exists"]:
+            issues.append(_issue("node_missing", "critical",
+                                 "replica %s runs on node %s, which MKE does not list" % (rid, r["node"]), rid))
+        elif r["node_state"] != "ready":
+            issues.append(_issue("node_not_ready", "critical",
+                                 "node %s of replica %s is %s" % (r["node"], rid, r["node_state"]), rid))
+        if r["in_cluster_status"] and r["health"] != "OK":
+            issues.append(_issue("replica_unhealthy", "critical",
+                                 "replica %s is unhealthy: %s" % (rid, r["health"]), rid))
+        if r["ping"] != 200:
+            issues.append(_issue("ping_failed", "critical",
+                                 "replica %s /_ping: %s" % (rid, r["ping_error"] or r["ping"]), rid))
+    q = view["quorum"]
+    if q["size"] and not q["has_quorum"]:
+        issues.append(_issue("quorum_lost", "critical",
+                             "only %d of %d replicas are healthy; %d are needed for quorum (see the "
+                             "emergency-repair runbook)" % (q["healthy"], q["size"], q["majority"])))
+    if q["size"] and q["size"] % 2 == 0:
+        issues.append(_issue("even_count", "warning",
+                             "%d replicas: an even count tolerates no more failures than %d; use 3, 5 or 7"
+                             % (q["size"], q["size"] - 1)))
+    if q["size"] > 7:
+        issues.append(_issue("too_many", "warning", "%d replicas: more than 7 degrades performance" % q["size"]))
+    if view["storage"].get("driver") == "filesystem" and q["size"] > 1:
+        issues.append(_issue("filesystem_storage", "warning",
+                             "the filesystem storage driver with %d replicas: images pushed to one replica are "
+                             "not visible on the others unless the volume is shared (NFS)" % q["size"]))
+    if view["storage"].get("error"):
+        issues.append(_issue("storage_unknown", "warning", view["storage"]["error"]))
+    return issues
+
+
+def replica_on_node(view, node):
+    return [r for r in view["replicas"] if r["node"] == node and not r["ghost"]]
+
+
+def find_replica(view, rid):
+    for r in view["replicas"]:
+        if r["id"] == rid:
+            return r
+    return None
+
+
+def cluster_healthy(view):
+    """All-OK: every member healthy, nothing critical reported, MKE and RethinkDB agree."""
+    return (view["status_available"]
+            and all(r["healthy"] and r["in_cluster_status"] for r in view["replicas"])
+            and not any(i["severity"] == "critical" for i in view["issues"]))
+
+
+def public_view(view):
+    """What cluster_info returns."""
+    return dict((k, view[k]) for k in ("nodes", "replicas", "storage", "quorum", "issues"))

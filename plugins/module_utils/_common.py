@@ -1,0 +1,163 @@
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Shared option spec, TLS and HTTP plumbing for the MKE and MSR clients. PRIVATE to this collection."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import socket
+import ssl
+import time
+
+from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import Request
+
+
+class MsrError(Exception):
+    """An error whose message is meant for the user as it is."""
+
+
+def connection_argument_spec():
+    """The MKE/MSR access options shared by every module (documented in msr.replicas.connection)."""
+    return dict(
+        mke_url=dict(type="str", required=True),
+        mke_username=dict(type="str", default="admin"),
+        mke_password=dict(type="str", required=True, no_log=True),
+        mke_ca=dict(type="str"),
+        mke_insecure_tls=dict(type="bool", default=False),
+        msr_url=dict(type="str"),
+        msr_ca=dict(type="str"),
+        msr_insecure_tls=dict(type="bool"),
+        api_timeout=dict(type="int", default=30),
+        api_retries=dict(type="int", default=3),
+    )
+
+
+def check_connection_params(module):
+    """Fail early on TLS settings that cannot work; warn about insecure ones."""
+    p = module.params
+    if p["mke_ca"] and p["mke_insecure_tls"]:
+        module.fail_json(msg="mke_ca and mke_insecure_tls are mutually exclusive: give the MKE CA or disable verification, not both")
+    if not p["mke_ca"] and not p["mke_insecure_tls"]:
+        module.fail_json(msg="one of mke_ca (the MKE CA certificate, PEM text) or mke_insecure_tls=true is required")
+    if p["mke_insecure_tls"]:
+        module.warn("mke_insecure_tls is true: the MKE certificate is NOT verified and the admin password "
+                    "can be intercepted. Pass the MKE CA in mke_ca instead.")
+    if p["api_retries"] < 1:
+        module.fail_json(msg="api_retries must be 1 or more")
+    if p["api_timeout"] < 1:
+        module.fail_json(msg="api_timeout must be 1 or more")
+    if msr_tls(p)[1] and not p["mke_insecure_tls"]:
+        module.warn("msr_insecure_tls is true: MSR replica certificates are NOT verified.")
+
+
+def msr_tls(params):
+    """(ca_pem, insecure) for MSR replicas: explicit msr_* settings, else the MKE ones."""
+    insecure = params.get("msr_insecure_tls")
+    if insecure is None:
+        insecure = bool(params.get("mke_insecure_tls")) and not params.get("msr_ca")
+    return (params.get("msr_ca") or params.get("mke_ca")), insecure
+
+
+def make_ssl_context(ca_pem, insecure):
+    """A context that trusts only ``ca_pem`` (no system CAs), or verifies nothing when insecure."""
+    if insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        # cadata keeps the PEM in memory: no temporary file to leak or clean up.
+        return ssl.create_default_context(cadata=to_text(ca_pem))
+    except (ssl.SSLError, ValueError) as exc:
+        raise MsrError("the CA certificate is not valid PEM text: %s" % to_native(exc))
+
+
+def _is_timeout(exc):
+    if isinstance(exc, socket.timeout):
+        return True
+    reason = getattr(exc, "reason", None)
+    return isinstance(reason, socket.timeout) or "timed out" in to_native(reason or exc)
+
+
+class HttpClient:
+    """JSON over HTTPS with bounded retries.
+
+    Retries only what can heal by itself (timeouts, refused/reset connections, 5xx) with exponential
+    backoff; a 4xx or a TLS verification failure is final at once.
+    """
+
+    def __init__(self, base_url, ca_pem=None, insecure=False, timeout=30, retries=3, what="MKE",
+                 tls_hint=None, sleep=time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.context = make_ssl_context(ca_pem, insecure) if self.base_url.startswith("https://") else None
+        self.timeout = timeout
+        self.retries = max(1, retries)
+        self.what = what
+        self.tls_hint = tls_hint
+        self.sleep = sleep
+
+    def request(self, method, path, body=None, headers=None, auth=None, accept=(200,), tries=None,
+                user=None):
+        """Return (status, parsed JSON or None, raw text). ``auth`` is (user, password) for basic auth."""
+        url = self.base_url + path
+        hdrs = {"Accept": "application/json"}
+        hdrs.update(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            hdrs["Content-Type"] = "application/json"
+        kwargs = dict(method=method, url=url, data=data, headers=hdrs, timeout=self.timeout,
+                      follow_redirects="safe", use_proxy=True)
+        if self.context is not None:
+            kwargs["context"] = self.context
+        if auth:
+            kwargs.update(url_username=auth[0], url_password=auth[1], force_basic_auth=True)
+        tries = tries or self.retries
+        last = None
+        for attempt in range(tries):
+            if attempt:
+                self.sleep(2 ** (attempt - 1))
+            try:
+                resp = Request().open(**kwargs)
+                return self._decode(resp.getcode(), resp.read())
+            except HTTPError as exc:
+                text = to_text(exc.read() if exc.fp else b"", errors="replace")
+                if exc.code in accept:
+                    return self._decode(exc.code, text)
+                if exc.code == 401:
+                    raise MsrError("%s rejected the credentials for user '%s' (HTTP 401)"
+                                   % (self.what, user or (auth[0] if auth else "?")))
+                if exc.code >= 500:
+                    last = "answered %s %s with HTTP %d: %s" % (method, path, exc.code, _short(text))
+                    continue
+                raise MsrError("%s answered %s %s with HTTP %d: %s" % (self.what, method, path, exc.code, _short(text)))
+            except (URLError, socket.error, ssl.SSLError) as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, ssl.SSLCertVerificationError) or isinstance(exc, ssl.SSLCertVerificationError):
+                    raise MsrError("TLS verification of %s failed: %s.%s"
+                                   % (self.base_url, to_native(getattr(reason, "verify_message", reason)),
+                                      (" " + self.tls_hint) if self.tls_hint else ""))
+                if _is_timeout(exc):
+                    last = "did not answer %s %s within %d s" % (method, path, self.timeout)
+                else:
+                    last = "could not be reached for %s %s: %s" % (method, path, to_native(reason))
+        raise MsrError("%s at %s %s (%d %s)" % (self.what, self.base_url, last, tries, "try" if tries == 1 else "tries"))
+
+    @staticmethod
+    def _decode(status, raw):
+        text = to_text(raw, errors="replace")
+        try:
+            return status, json.loads(text) if text.strip() else None, text
+        except ValueError:
+            return status, None, text
+
+
+def _short(text, limit=300):
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit] + "..."

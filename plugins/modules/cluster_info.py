@@ -1,0 +1,161 @@
+#!/usr/bin/python
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: cluster_info
+short_description: Read the MSR 2.x replica cluster through the MKE and MSR APIs
+version_added: 0.1.0
+description:
+  - Lists the MKE nodes, the MSR replicas (from the C(dtr-rethinkdb-<id>) containers seen through MKE and
+    the C(replica_health) of C(/api/v0/meta/cluster_status)), the image storage driver, the quorum numbers
+    and the current issues, in one call.
+  - Uses only HTTPS APIs (MKE, then each replica's C(/_ping) and one replica's C(cluster_status)). It never
+    opens an SSH connection to the nodes.
+author:
+  - msr.replicas contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - msr.replicas.connection
+  - msr.replicas.attributes
+  - msr.replicas.attributes.actiongroup_msr
+  - msr.replicas.attributes.info_module
+notes:
+  - A replica is C(healthy) when its container runs, its C(/_ping) answers 200 and C(replica_health)
+    reports C(OK) for it.
+"""
+
+EXAMPLES = r"""
+---
+- name: Read the cluster
+  msr.replicas.cluster_info:
+    mke_url: https://mke.example.com
+    mke_username: admin
+    mke_password: "{{ vault_mke_password }}"
+    mke_ca: "{{ lookup('ansible.builtin.file', 'mke-ca.pem') }}"
+  register: msr
+
+- name: Stop when quorum is lost
+  ansible.builtin.assert:
+    that: msr.quorum.has_quorum
+    fail_msg: "{{ msr.issues | map(attribute='message') | join('; ') }}"
+
+- name: Set the MKE options once for every module of the collection
+  module_defaults:
+    group/msr.replicas.msr:
+      mke_url: https://mke.example.com
+      mke_password: "{{ vault_mke_password }}"
+      mke_ca: "{{ lookup('ansible.builtin.file', 'mke-ca.pem') }}"
+  block:
+    - name: Unhealthy replicas
+      msr.replicas.cluster_info:
+      register: msr
+    - name: Show them
+      ansible.builtin.debug:
+        msg: "{{ msr.replicas | rejectattr('healthy') | map(attribute='id') | list }}"
+"""
+
+RETURN = r"""
+nodes:
+  description: MKE nodes.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name: {description: Node hostname (the value for C(--ucp-node)), type: str, returned: always}
+    id: {description: Swarm node ID, type: str, returned: always}
+    role: {description: C(manager) or C(worker), type: str, returned: always}
+    state: {description: "C(ready), C(down), ...", type: str, returned: always}
+    availability: {description: "C(active), C(pause) or C(drain)", type: str, returned: always}
+    address: {description: Node address (C(Status.Addr)), type: str, returned: always}
+    labels: {description: Node labels, type: dict, returned: always}
+    message: {description: MKE health text, type: str, returned: always}
+    leader: {description: Whether the node is the swarm leader, type: bool, returned: always}
+    reachability: {description: Manager reachability, type: str, returned: always}
+  sample:
+    - {name: worker-1, id: stn47x52941yu9b8752fadmqv, role: worker, state: ready, availability: active,
+       address: 172.31.16.116, labels: {}, message: Healthy MKE worker, leader: false, reachability: null}
+replicas:
+  description: MSR replicas, from MKE containers and C(cluster_status); ghosts have no container.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    id: {description: 12-hex replica ID, type: str, returned: always}
+    node: {description: "MKE node of the replica, null for a ghost", type: str, returned: always}
+    version: {description: MSR version (label C(com.docker.dtr.version)), type: str, returned: always}
+    health: {description: "C(OK), the replica_health message, C(not in cluster_status) or C(unknown)", type: str, returned: always}
+    healthy: {description: "Container running, C(/_ping) 200 and health C(OK)", type: bool, returned: always}
+    ping: {description: "HTTP status of the replica's C(/_ping), null when unreachable", type: int, returned: always}
+    ping_error: {description: Why C(/_ping) failed, type: str, returned: always}
+    ghost: {description: In C(cluster_status) but without containers, type: bool, returned: always}
+    in_cluster_status: {description: Listed in C(replica_health), type: bool, returned: always}
+    url: {description: Address used to reach the replica, type: str, returned: always}
+    container_state: {description: State of the C(dtr-rethinkdb) container, type: str, returned: always}
+    node_exists: {description: Whether MKE lists the node, type: bool, returned: always}
+    node_state: {description: MKE state of the node, type: str, returned: always}
+  sample:
+    - {id: f2277ad178f7, node: worker-1, version: 2.9.16, health: OK, healthy: true, ping: 200, ping_error: "",
+       ghost: false, in_cluster_status: true, url: "https://172.31.16.117", container_state: running,
+       node_exists: true, node_state: ready}
+storage:
+  description: Image storage.
+  returned: success
+  type: dict
+  contains:
+    driver: {description: "The storage driver (C(filesystem), C(s3), C(azure), ...), null when unknown", type: str, returned: always}
+    drivers: {description: Driver keys found, type: list, elements: str, returned: always}
+  sample: {driver: s3, drivers: [s3]}
+quorum:
+  description: RethinkDB quorum numbers for the current membership.
+  returned: success
+  type: dict
+  contains:
+    size: {description: Members (replica_health keys), type: int, returned: always}
+    healthy: {description: Healthy members, type: int, returned: always}
+    majority: {description: Members needed for quorum, type: int, returned: always}
+    failures_tolerated: {description: Members that may fail without losing quorum, type: int, returned: always}
+    has_quorum: {description: Whether the healthy members are a majority, type: bool, returned: always}
+  sample: {size: 3, healthy: 3, majority: 2, failures_tolerated: 1, has_quorum: true}
+issues:
+  description: Current issues reported by MSR plus derived ones (ghosts, partial joins, even count, filesystem storage with several replicas, quorum loss).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    kind: {description: Machine-readable kind, type: str, returned: always}
+    severity: {description: C(critical) or C(warning), type: str, returned: always}
+    message: {description: Explanation, type: str, returned: always}
+    replica_id: {description: "Replica concerned, if any", type: str, returned: always}
+  sample:
+    - {kind: even_count, severity: warning, message: "2 replicas: an even count tolerates no more failures than 1; use 3, 5 or 7", replica_id: null}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.msr.replicas.plugins.module_utils._cluster import clients_from_params, observe, public_view
+from ansible_collections.msr.replicas.plugins.module_utils._common import (
+    MsrError,
+    check_connection_params,
+    connection_argument_spec,
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=connection_argument_spec(), supports_check_mode=True)
+    check_connection_params(module)
+    try:
+        mke, msr_factory = clients_from_params(module.params)
+        view = observe(mke, msr_factory, msr_url=module.params["msr_url"])
+    except MsrError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **public_view(view))
+
+
+if __name__ == "__main__":
+    main()

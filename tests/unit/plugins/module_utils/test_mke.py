@@ -1,0 +1,181 @@
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from ansible_collections.msr.replicas.plugins.module_utils import _common
+from ansible_collections.msr.replicas.plugins.module_utils._common import HttpClient, MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._mke import (
+    MkeClient,
+    node_summary,
+    replica_container,
+    split_name,
+)
+
+RETHINK_PATH = "/containers/json?all=1&filters=" + urllib.parse.quote('{"name":["dtr-rethinkdb-"]}', safe="")
+NGINX_PATH = "/containers/json?all=1&filters=" + urllib.parse.quote('{"name":["dtr-nginx-"]}', safe="")
+
+
+def mke_routes(api, fixture):
+    api.add("POST", "/auth/login", (200, fixture("mke_login.json")))
+    api.add("GET", "/nodes", (200, fixture("mke_nodes.json")))
+    api.add("GET", RETHINK_PATH, (200, fixture("mke_containers_rethinkdb.json")))
+    api.add("GET", NGINX_PATH, (200, fixture("mke_containers_nginx.json")))
+    api.add("GET", "/_ping", (200, b"OK"))
+
+
+def client(api, pki, **kw):
+    kw.setdefault("ca_pem", pki["ca"])
+    return MkeClient(api.url, "admin", "s3cret", timeout=5, **kw)
+
+
+def test_login_then_bearer_and_nodes(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    nodes = client(https_api, pki).nodes()
+    assert [n["name"] for n in nodes] == ["ip-172-31-16-116", "worker-1", "worker-2", "worker-3", "worker-4"]
+    login, get = https_api.requests
+    assert json.loads(login["body"]) == {"username": "admin", "password": "s3cret"}
+    assert get["headers"]["Authorization"] == "Bearer " + fixture("mke_login.json")["auth_token"]
+    # The password travels only in the login body, never in a header or URL.
+    assert "s3cret" not in get["path"] and "s3cret" not in json.dumps(get["headers"])
+
+
+def test_node_summary_reads_documented_fields(fixture):
+    n = node_summary(fixture("mke_nodes.json")[0])
+    assert n == {"id": "stn47x52941yu9b8752fadmqv", "name": "ip-172-31-16-116", "role": "manager",
+                 "availability": "active", "state": "ready", "message": "Healthy MKE manager",
+                 "address": "172.31.16.116", "labels": fixture("mke_nodes.json")[0]["Spec"]["Labels"],
+                 "leader": True, "reachability": "reachable"}
+
+
+def test_replica_containers_hex_ids_label_or_name(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    reps = client(https_api, pki).replica_containers()
+    assert [(r["id"], r["node"], r["version"]) for r in reps] == [
+        ("f2277ad178f7", "worker-1", "2.9.16"),
+        ("f3712d9c419a", "worker-2", "2.9.16"),
+        ("f58cf364e3df", "worker-3", "2.9.16"),  # no replica label: the name suffix is used
+    ]
+    assert https_api.requests[-1]["path"] == RETHINK_PATH
+
+
+def test_replica_ports_from_nginx(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    ports = client(https_api, pki).replica_ports()
+    assert ports == {"f2277ad178f7": {"https": 443, "http": 80}, "f3712d9c419a": {"https": 4443},
+                     "f58cf364e3df": {"https": 443}}
+
+
+def test_label_wins_over_name():
+    item = {"Names": ["/node-a/dtr-rethinkdb-000000000001"], "Labels": {"com.docker.dtr.replica": "abcdefabcdef"}}
+    assert replica_container(item)["id"] == "abcdefabcdef"
+    assert split_name(["/dtr-rethinkdb-a1640e1c15b6"], "dtr-rethinkdb-") == (None, "a1640e1c15b6")
+    assert replica_container({"Names": ["/n/dtr-api-a1"], "Labels": {}}) is None
+
+
+def test_tls_verified_against_given_ca_only(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    with pytest.raises(MsrError) as exc:
+        client(https_api, pki, ca_pem=pki["other_ca"]).nodes()
+    msg = str(exc.value)
+    assert msg.startswith("TLS verification of %s failed" % https_api.url)
+    assert "mke_ca" in msg and "/ca" in msg
+    assert https_api.requests == []
+
+
+def test_insecure_skips_verification(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    assert client(https_api, pki, ca_pem=None, insecure=True).ping() is True
+
+
+def test_bad_ca_text():
+    with pytest.raises(MsrError, match="not valid PEM"):
+        MkeClient("https://mke", "admin", "x", ca_pem="not a certificate")
+
+
+def test_401_message(https_api, pki):
+    https_api.add("POST", "/auth/login", (401, {"message": "invalid credentials"}))
+    with pytest.raises(MsrError) as exc:
+        client(https_api, pki).nodes()
+    assert str(exc.value) == "MKE rejected the credentials for user 'admin' (HTTP 401)"
+    assert len(https_api.requests) == 1  # never retried
+
+
+def test_5xx_retried_with_backoff_then_ok(https_api, pki, fixture):
+    https_api.add("POST", "/auth/login", (502, {"message": "bad gateway"}), (503, {}), (200, fixture("mke_login.json")))
+    sleeps = []
+    c = client(https_api, pki)
+    c.http.sleep = sleeps.append
+    assert c.login()
+    assert sleeps == [1, 2]
+
+
+def test_5xx_gives_up_after_retries(https_api, pki):
+    https_api.add("GET", "/_ping", (500, {"message": "boom"}))
+    https_api.add("GET", "/nodes", (500, {"message": "boom"}))
+    c = client(https_api, pki, retries=3)
+    c.http.sleep = lambda s: None
+    c._token = "t"
+    with pytest.raises(MsrError) as exc:
+        c.nodes()
+    assert str(exc.value) == ('MKE at %s answered GET /nodes with HTTP 500: {"message": "boom"} (3 tries)'
+                              % https_api.url)
+    assert len(https_api.requests) == 3
+
+
+def test_4xx_is_final(https_api, pki):
+    https_api.add("GET", "/nodes", (403, {"message": "access denied"}))
+    c = client(https_api, pki)
+    c._token = "t"
+    with pytest.raises(MsrError, match=r"MKE answered GET /nodes with HTTP 403: .*access denied"):
+        c.nodes()
+    assert len(https_api.requests) == 1
+
+
+def test_timeout_message(pki):
+    # A listening socket that never answers: the TLS handshake times out.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    try:
+        http = HttpClient("https://127.0.0.1:%d" % srv.getsockname()[1], ca_pem=pki["ca"], timeout=1, retries=2,
+                          sleep=lambda s: None)
+        start = time.time()
+        with pytest.raises(MsrError) as exc:
+            MkeClient(http.base_url, "admin", "x", http=http).ping()
+        assert "did not answer GET /_ping within 1 s (2 tries)" in str(exc.value)
+        assert time.time() - start < 10
+    finally:
+        srv.close()
+
+
+def test_connection_refused_message(pki):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c = MkeClient("https://127.0.0.1:%d" % port, "admin", "x", ca_pem=pki["ca"], retries=2)
+    c.http.sleep = lambda s: None
+    with pytest.raises(MsrError, match=r"could not be reached for GET /_ping: .*\(2 tries\)"):
+        c.ping()
+
+
+def test_ca_is_plain_text(https_api, pki):
+    https_api.add("GET", "/ca", (200, pki["ca"].encode()))
+    assert client(https_api, pki).ca() == pki["ca"]
+
+
+def test_no_tempfile_for_ca(monkeypatch, pki):
+    # The CA stays in memory (cadata); nothing is written that could leak.
+    import tempfile
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda *a, **k: pytest.fail("temp file created"))
+    ctx = _common.make_ssl_context(pki["ca"], False)
+    assert ctx.verify_mode == 2 and ctx.check_hostname

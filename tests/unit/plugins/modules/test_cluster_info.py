@@ -1,0 +1,154 @@
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.msr.replicas.plugins.module_utils import _cluster
+from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._mke import node_summary, replica_container
+from ansible_collections.msr.replicas.plugins.module_utils._msr import parse_cluster_status, parse_storage
+from ansible_collections.msr.replicas.plugins.modules import cluster_info
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
+BASE = {"mke_url": "https://mke.example.com", "mke_password": "pw", "mke_insecure_tls": True}
+
+
+def fx(name):
+    with open(os.path.join(FIXTURES, name)) as f:
+        return json.load(f)
+
+
+class FakeMke:
+    def __init__(self, containers=None):
+        self._containers = containers if containers is not None else fx("mke_containers_rethinkdb.json")
+
+    def nodes(self):
+        return [node_summary(n) for n in fx("mke_nodes.json")]
+
+    def replica_containers(self):
+        return [replica_container(c) for c in self._containers]
+
+    def replica_ports(self):
+        return {"f3712d9c419a": {"https": 4443}}
+
+
+class FakeMsr:
+    pings = {}
+    status = "msr_cluster_status.json"
+    storage_doc = "msr_storage_s3.json"
+    asked = []
+
+    def __init__(self, url):
+        self.url = url
+
+    def ping(self):
+        return FakeMsr.pings.get(self.url, {"status": 200, "healthy": True, "error": ""})
+
+    def cluster_status(self):
+        FakeMsr.asked.append(self.url)
+        if FakeMsr.status is None:
+            raise MsrError("MSR replica %s answered GET /api/v0/meta/cluster_status with HTTP 500" % self.url)
+        return parse_cluster_status(fx(FakeMsr.status))
+
+    def storage(self):
+        return parse_storage(fx(FakeMsr.storage_doc))
+
+
+@pytest.fixture(autouse=True)
+def reset():
+    FakeMsr.pings, FakeMsr.status, FakeMsr.storage_doc, FakeMsr.asked = {}, "msr_cluster_status.json", "msr_storage_s3.json", []
+
+
+def kinds(view):
+    return sorted(i["kind"] for i in view["issues"])
+
+
+def test_healthy_three_replicas():
+    view = _cluster.observe(FakeMke(), FakeMsr)
+    assert [(r["id"], r["node"], r["url"]) for r in view["replicas"]] == [
+        ("f2277ad178f7", "worker-1", "https://172.31.16.121"),
+        ("f3712d9c419a", "worker-2", "https://172.31.16.122:4443"),
+        ("f58cf364e3df", "worker-3", "https://172.31.16.123")]
+    assert all(r["healthy"] and r["ping"] == 200 and r["health"] == "OK" for r in view["replicas"])
+    assert view["quorum"] == {"size": 3, "healthy": 3, "majority": 2, "failures_tolerated": 1, "has_quorum": True}
+    assert view["storage"]["driver"] == "s3"
+    # Only the documented non-critical current issue.
+    assert kinds(view) == ["current_issue"] and view["issues"][0]["severity"] == "warning"
+    assert _cluster.cluster_healthy(view)
+
+
+def test_ghost_and_partial_join_and_unhealthy():
+    containers = fx("mke_containers_rethinkdb.json")[:2] + [
+        {"Names": ["/worker-4/dtr-rethinkdb-0a1b2c3d4e5f"], "State": "running",
+         "Labels": {"com.docker.dtr.replica": "0a1b2c3d4e5f", "com.docker.dtr.version": "2.9.16"}}]
+    FakeMsr.pings = {"https://172.31.16.122:4443": {"status": 503, "healthy": False, "error": "rethinkdb"}}
+    view = _cluster.observe(FakeMke(containers), FakeMsr)
+    by_id = dict((r["id"], r) for r in view["replicas"])
+    assert by_id["f58cf364e3df"]["ghost"] and by_id["f58cf364e3df"]["node"] is None
+    assert not by_id["0a1b2c3d4e5f"]["in_cluster_status"] and by_id["0a1b2c3d4e5f"]["health"] == "not in cluster_status"
+    assert not by_id["f3712d9c419a"]["healthy"] and by_id["f3712d9c419a"]["ping"] == 503
+    assert {"ghost_replica", "not_in_cluster_status", "ping_failed", "quorum_lost"} <= set(kinds(view))
+    # Members are the replica_health keys: 3, of which only f2277ad178f7 is healthy.
+    assert view["quorum"]["size"] == 3 and view["quorum"]["healthy"] == 1 and not view["quorum"]["has_quorum"]
+    # cluster_status is asked from a replica whose /_ping is 200 first.
+    assert FakeMsr.asked[0] != "https://172.31.16.122:4443"
+
+
+def test_even_count_and_filesystem():
+    FakeMsr.storage_doc = "msr_storage_filesystem.json"
+    containers = fx("mke_containers_rethinkdb.json")[:2]
+    view = _cluster.build_view(
+        FakeMke().nodes(), [replica_container(c) for c in containers], {}, {
+            "f2277ad178f7": {"status": 200, "healthy": True, "error": ""},
+            "f3712d9c419a": {"status": 200, "healthy": True, "error": ""}},
+        {"replica_health": {"f2277ad178f7": "OK", "f3712d9c419a": "OK"}, "current_issues": []},
+        parse_storage(fx("msr_storage_filesystem.json")))
+    assert kinds(view) == ["even_count", "filesystem_storage"]
+    assert _cluster.cluster_healthy(view)  # warnings do not make the cluster unhealthy
+
+
+def test_no_replica_answers_status():
+    FakeMsr.status = None
+    view = _cluster.observe(FakeMke(), FakeMsr, msr_url="https://msr.example.com")
+    assert FakeMsr.asked[0] == "https://msr.example.com" and len(FakeMsr.asked) == 4
+    assert kinds(view) == ["no_cluster_status"]
+    assert all(r["health"] == "unknown" and r["healthy"] for r in view["replicas"])
+    assert view["quorum"]["has_quorum"]  # every /_ping answered 200
+    assert not _cluster.cluster_healthy(view)
+
+
+def test_empty_cluster():
+    view = _cluster.observe(FakeMke([]), FakeMsr)
+    assert view["replicas"] == [] and view["issues"] == [] and view["quorum"]["size"] == 0
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_module_returns_view_read_only(monkeypatch, capsys, check):
+    monkeypatch.setattr(cluster_info, "clients_from_params", lambda p: (FakeMke(), FakeMsr))
+    with patch_module_args(dict(BASE, _ansible_check_mode=check)):
+        with pytest.raises(SystemExit):
+            cluster_info.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["changed"] is False
+    assert set(["nodes", "replicas", "storage", "quorum", "issues"]) <= set(out)
+    assert out["nodes"][1]["name"] == "worker-1" and out["nodes"][0]["role"] == "manager"
+    assert out["quorum"]["failures_tolerated"] == 1
+
+
+def test_module_error(monkeypatch, capsys):
+    class Broken(FakeMke):
+        def nodes(self):
+            raise MsrError("MKE rejected the credentials for user 'admin' (HTTP 401)")
+    monkeypatch.setattr(cluster_info, "clients_from_params", lambda p: (Broken(), FakeMsr))
+    with patch_module_args(BASE):
+        with pytest.raises(SystemExit):
+            cluster_info.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["failed"] and out["msg"] == "MKE rejected the credentials for user 'admin' (HTTP 401)"
