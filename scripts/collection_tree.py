@@ -54,7 +54,7 @@ def sync(root, dest, files):
             if rel_dir + name not in files:
                 os.unlink(os.path.join(dirpath, name))
     # Empty directories left by deleted files would still be seen by some sanity tests.
-    for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
+    for dirpath, _dirs, _files in os.walk(dest, topdown=False):
         rel_dir = os.path.relpath(dirpath, dest).replace(os.sep, "/")
         if dirpath != dest and not os.listdir(dirpath) and not rel_dir.startswith(KEEP_IN_DEST):
             os.rmdir(dirpath)

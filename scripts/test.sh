@@ -11,6 +11,7 @@ run() {
   "$@" || failed+=("$name")
   echo "   ($name: $((SECONDS - t)) s)"
 }
+run static      ruff check --quiet .
 run unit        pytest -q -p no:cacheprovider tests/unit
 run lab         pytest -q -p no:cacheprovider tests/lab/tests
 run sanity      scripts/sanity.sh

@@ -143,10 +143,8 @@ def _local_fs(cluster) -> bool:
 
 
 def join(run: Run) -> int:
-    run.phase("validate")
-    run.info(f"Beginning {PRODUCT} replica join")
+    run.begin("replica join")
     http_port, https_port = run.port(F.HTTP_PORT), run.port(F.HTTPS_PORT)
-    run.phase("connect")
     run.connect()
     nodes, mke_reps = run.mke_nodes(), run.mke_replicas()
     members = run.members()
@@ -215,10 +213,8 @@ def join(run: Run) -> int:
 
 
 def install(run: Run) -> int:
-    run.phase("validate")
-    run.info(f"Beginning {PRODUCT} installation")
+    run.begin("installation")
     http_port, https_port = run.port(F.HTTP_PORT), run.port(F.HTTPS_PORT)
-    run.phase("connect")
     run.connect()
     nodes = run.mke_nodes()
     run.phase("check-node")

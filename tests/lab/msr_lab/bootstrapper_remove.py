@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import bootstrapper_flags as F
 from .bootstrapper_join import _HEX12
-from .bootstrapper_run import PRODUCT, Run
+from .bootstrapper_run import Run
 
 
 def _leftovers(run: Run, rid: str, node_name: str) -> list[str]:
@@ -43,13 +43,11 @@ def _check_existing(run: Run, existing: str, members: dict) -> None:
 
 
 def remove(run: Run) -> int:
-    run.phase("validate")
-    run.info(f"Beginning {PRODUCT} replica remove")
+    run.begin("replica remove")
     raw = run.opts.get("replica-ids")
     if run.opts.get("replica-id"):
         run.warn("The --replica-id flag is deprecated; use --replica-ids")
         raw = ",".join(x for x in (raw, run.opts.get("replica-id")) if x)
-    run.phase("connect")
     run.connect()
     raw = raw or run.need(F.REMOVE_IDS)
     ids = list(dict.fromkeys(x.strip() for x in raw.split(",") if x.strip()))
@@ -104,9 +102,7 @@ def remove(run: Run) -> int:
 
 
 def destroy(run: Run) -> int:
-    run.phase("validate")
-    run.info(f"Beginning {PRODUCT} replica destroy")
-    run.phase("connect")
+    run.begin("replica destroy")
     run.connect()
     rid = run.need(F.DESTROY_ID)
     if not _HEX12.match(rid):
@@ -140,9 +136,7 @@ def destroy(run: Run) -> int:
 
 
 def emergency_repair(run: Run) -> int:
-    run.phase("validate")
-    run.info(f"Beginning {PRODUCT} emergency repair")
-    run.phase("connect")
+    run.begin("emergency repair")
     run.connect()
     members = run.members()
     keep = run.opts.get("existing-replica-id")

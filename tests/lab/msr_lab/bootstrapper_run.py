@@ -112,7 +112,12 @@ class Run:
         return int(raw)
 
     # ---- MKE ----------------------------------------------------------------------------------
+    def begin(self, what: str) -> None:
+        self.phase("validate")
+        self.info(f"Beginning {PRODUCT} {what}")
+
     def connect(self) -> MkeClient:
+        self.phase("connect")
         url = self.need(F.UCP_URL)
         user = self.need(F.UCP_USERNAME)
         password = self.need(F.UCP_PASSWORD)

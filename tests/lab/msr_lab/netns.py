@@ -232,7 +232,7 @@ def listen_in_netns(netns, addr, port, backlog=128):
                     _setns(home)
                 except OSError as e:
                     # the thread would silently stay in the node's netns: never continue
-                    raise SystemExit(f'listen_in_netns: cannot return to own netns: {e}')
+                    raise SystemExit(f'listen_in_netns: cannot return to own netns: {e}') from e
         finally:
             os.close(target)
     finally:
