@@ -91,7 +91,9 @@ options:
     description:
       - Engine that runs the bootstrapper, V(unix:///var/run/docker.sock) or V(ssh://user@host).
       - Over SSH the docker SDK uses paramiko with C(~/.ssh/config) and C(~/.ssh/known_hosts); unknown host
-        keys are rejected.
+        keys are rejected. Trust a host once with C(ssh-keyscan host >> ~/.ssh/known_hosts) after checking
+        its fingerprint; for msr-lab, C(msr-lab ssh-config --home DIR) writes DIR/.ssh/config, known_hosts and
+        the key, and the controller then runs with C(HOME=DIR).
     type: str
     default: unix:///var/run/docker.sock
   unsafe_join:
@@ -242,11 +244,18 @@ cmd:
   elements: str
   sample: [docker, run, --rm, -e, UCP_CA, -e, UCP_PASSWORD, "mirantis/dtr:2.9.16", join, --ucp-node, worker-4]
 cleanup:
-  description: After a failed join, the cleanup commands that ran and what is left.
+  description:
+    - After a failed join, the cleanup commands that ran and what is left of the new replica (C(left), with the
+      C(commands) that clear it).
+    - C(also_left) lists other leftovers of the failed run, such as the bootstrapper's C(dtr-phase2) container on
+      the target node.
   returned: on a failed join
   type: dict
 diff:
-  description: Membership of O(node) before and after (C(node), C(replica_id), C(state)).
+  description:
+    - Membership of O(node) before and after (C(node), C(replica_id), C(state)).
+    - For a join without O(replica_id), C(after.replica_id) is null in check mode (the ID is generated at
+      run time) and the new ID after a real run.
   returned: always
   type: dict
   sample: {before: {node: worker-4, replica_id: null, state: absent}, after: {node: worker-4, replica_id: null, state: present}}
@@ -269,17 +278,20 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import (
     check_connection_params,
     connection_argument_spec,
 )
+from ansible_collections.msr.replicas.plugins.module_utils._mke import split_name
 from ansible_collections.msr.replicas.plugins.module_utils._topology import EMERGENCY_REPAIR_HINT, keeps_quorum
 
 
 class ReplicaManager:
     POLL_INTERVAL = 5
 
-    def __init__(self, module, observe_fn, runner):
+    def __init__(self, module, observe_fn, runner, phase2_fn=None):
         self.module = module
         self.p = module.params
         self.observe = observe_fn
         self.runner = runner
+        # node -> whether MKE shows a dtr-phase2 container there (a killed join leaves it behind)
+        self.phase2_fn = phase2_fn
         self.result = {"changed": False, "action": "none", "replica_id": None, "node": self.p["node"],
                        "health": None, "healthy": False}
 
@@ -451,7 +463,7 @@ class ReplicaManager:
         else:
             flags["--dtr-external-url"] = self.p["external_url"]
         argv = self._argv(command, flags, version)
-        # The diff names only what is known before the run, so check mode shows the same diff.
+        # Check mode cannot know a generated ID; a real run fills it in once the bootstrapper reports it.
         self.set_diff(self._state(node, None, False), self._state(node, wanted_id, True))
         self.result.update(changed=True, action=command, replica_id=new_id, existing_replica_id=existing,
                            cmd=boot.redacted_cmd(self.p["image"], version, argv, self._env(), self.p["docker_host"]))
@@ -484,9 +496,25 @@ class ReplicaManager:
                       "within %d s" % (new_id, node, self.p["wait_timeout"]))
         r = find_replica(after, new_id)
         self.result.update(health=r["health"], healthy=r["healthy"])
+        self.result["diff"]["after"]["replica_id"] = new_id
 
     def cleanup_join(self, new_id, existing, version):
         """Undo a failed join: remove the new ID from the cluster, destroy its containers, report the rest."""
+        cleanup = self._cleanup_join(new_id, existing, version)
+        node = self.p["node"]
+        try:
+            phase2 = bool(self.phase2_fn and self.phase2_fn(node))
+        except MsrError:
+            phase2 = False
+        if phase2:
+            # Not part of the replica, but a later join on the node may clash with it.
+            cleanup["also_left"] = ["container dtr-phase2 on node %s" % node]
+            cleanup["summary"] += (" Also left: the bootstrapper's dtr-phase2 container on node %s (the failed run "
+                                   "did not remove it); remove it with 'docker rm -f dtr-phase2' on that node."
+                                   % node)
+        return cleanup
+
+    def _cleanup_join(self, new_id, existing, version):
         steps = []
         try:
             view = self.observe()
@@ -667,7 +695,10 @@ def main():
 
     def observe_fn():
         return observe(mke, msr_factory, msr_url=p["msr_url"], default_https_port=p["replica_https_port"] or 443)
-    manager = ReplicaManager(module, observe_fn, None)
+
+    def phase2_fn(node):
+        return any(split_name(c.get("Names"), "dtr-phase2")[0] == node for c in mke.containers("dtr-phase2"))
+    manager = ReplicaManager(module, observe_fn, None, phase2_fn if mke is not None else None)
     try:
         view = observe_fn()
         if p["state"] == "present":
