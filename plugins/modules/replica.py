@@ -465,10 +465,7 @@ class ReplicaManager:
         argv = self._argv(command, flags, version)
         # Check mode cannot know a generated ID; a real run fills it in once the bootstrapper reports it.
         self.set_diff(self._state(node, None, False), self._state(node, wanted_id, True))
-        self.result.update(changed=True, action=command, replica_id=new_id, existing_replica_id=existing,
-                           cmd=boot.redacted_cmd(self.p["image"], version, argv, self._env(), self.p["docker_host"]))
-        self._need_docker()
-        if self.module.check_mode:
+        if not self._announce(command, argv, version, replica_id=new_id, existing_replica_id=existing):
             return
         try:
             run = self._run(self.p["image"], version, argv)
@@ -497,6 +494,13 @@ class ReplicaManager:
         r = find_replica(after, new_id)
         self.result.update(health=r["health"], healthy=r["healthy"])
         self.result["diff"]["after"]["replica_id"] = new_id
+
+    def _announce(self, action, argv, version, **extra):
+        """Record the change and its redacted command. Returns False in check mode, where that is all."""
+        self.result.update(changed=True, action=action, **extra)
+        self.result["cmd"] = boot.redacted_cmd(self.p["image"], version, argv, self._env(), self.p["docker_host"])
+        self._need_docker()
+        return not self.module.check_mode
 
     def cleanup_join(self, new_id, existing, version):
         """Undo a failed join: remove the new ID from the cluster, destroy its containers, report the rest."""
@@ -610,10 +614,7 @@ class ReplicaManager:
             self.fail("force needs MSR 2.9 or later (version %s)" % version)
         argv = self._argv("remove", {"--replica-ids": rid, "--existing-replica-id": existing,
                                      "--force": self.p["force"]}, version)
-        self.result.update(changed=True, action="remove", existing_replica_id=existing,
-                           cmd=boot.redacted_cmd(self.p["image"], version, argv, self._env(), self.p["docker_host"]))
-        self._need_docker()
-        if self.module.check_mode:
+        if not self._announce("remove", argv, version, existing_replica_id=existing):
             return
         try:
             run = self._run(self.p["image"], version, argv)

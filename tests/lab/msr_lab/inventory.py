@@ -1,12 +1,10 @@
 """The Ansible inventory of a lab, with the groups and variable names of DESIGN.md §3."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import yaml
 
 from .labfiles import LabFiles
+from .nodeinit import NODE_PYTHON
 
 
 class _Literal(str):
@@ -38,9 +36,9 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
                 "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
                 # the lab's own known_hosts: node host keys are new on every `up`
                 "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",
-                # nodes see the controller's /work tree: the venv's Python (with the docker SDK) stands in
-                # for python3-docker on a real bootstrap host
-                "ansible_python_interpreter": str(Path(sys.prefix) / "bin" / "python"),
+                # every node sees the lab's venv there (read-only): its docker SDK stands in for
+                # python3-docker on a real bootstrap host
+                "ansible_python_interpreter": f"{NODE_PYTHON}/bin/python",
                 "msr_version": cfg["msr_version"],
                 "msr_image": cfg["msr_image"],
                 "msr_mke_url": cfg["mke_url"],

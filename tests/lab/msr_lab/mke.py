@@ -38,6 +38,16 @@ def issue_token(lab, username: str) -> str:
     return token
 
 
+def request_authorized(lab, req: Request) -> bool:
+    """An MKE bearer token, or basic auth with the admin password or a token (MKE and MSR alike)."""
+    header = req.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        with lab.lock:
+            return header[7:].strip() in tokens(lab)
+    creds = parse_basic(header)
+    return creds is not None and admin_ok(lab, *creds)
+
+
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     if not header or not header.lower().startswith("basic "):
         return None
@@ -144,12 +154,7 @@ class MkeApp:
             return status
 
     def authorized(self, req: Request) -> bool:
-        header = req.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            with self.lab.lock:
-                return header[7:].strip() in tokens(self.lab)
-        creds = parse_basic(header)
-        return creds is not None and admin_ok(self.lab, *creds)
+        return request_authorized(self.lab, req)
 
     def login(self, req: Request) -> Response:
         try:

@@ -9,7 +9,7 @@ import copy
 import secrets
 
 from .httpbase import Request, Response, json_response, text_response
-from .mke import admin_ok, parse_basic, tokens
+from .mke import request_authorized
 
 STORAGE_DRIVERS = ("filesystem", "s3", "azure", "gcs", "swift", "oss", "inmemory")
 STORAGE_EXTRAS = ("delete", "maintenance", "redirect", "cache")
@@ -84,12 +84,7 @@ class MsrApp:
     # ---------------------------------------------------------------- auth and database access
 
     def authenticated(self, req: Request) -> bool:
-        header = req.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            with self.lab.lock:
-                return header[7:].strip() in tokens(self.lab)
-        creds = parse_basic(header)
-        return creds is not None and admin_ok(self.lab, *creds)
+        return request_authorized(self.lab, req)
 
     def db_error(self, write: bool, table: str) -> Response | None:
         """None if this replica can use the database, else the error it answers with."""

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ def _prepare_node(state_dir, name, addr, bridge, authorized_key, hosts, prefix):
 def _start_init(nd, name, ns):
     log = open(nd / 'init.log', 'wb')
     env = {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-           'HOME': '/root', 'LANG': 'C.UTF-8', 'REAPER': nodeinit.REAPER}
+           'HOME': '/root', 'LANG': 'C.UTF-8', 'REAPER': nodeinit.REAPER, 'LAB_PYTHON': sys.prefix}
     with log:
         p = subprocess.Popen(
             ['ip', 'netns', 'exec', ns, 'unshare', '--uts', '--mount', '--pid', '--fork',

@@ -11,6 +11,9 @@ NODE_MARKER = 'msr-lab-node'
 
 OVERLAID = ('etc', 'var', 'root', 'home', 'opt', 'usr')
 
+# Where a node sees the host's Python environment (the venv running the lab).
+NODE_PYTHON = '/opt/msr-lab/python'
+
 # Reaps every orphan re-parented to the node's PID 1 (sshd sessions, daemonised haproxy and
 # nginx); SIGTERM ends PID 1, which makes the kernel kill the whole PID namespace.
 REAPER = r'''
@@ -37,6 +40,13 @@ mount --bind "$NODE_DIR/run" /run
 for d in __OVERLAID__; do
     mount -t overlay "node-$d" -o "lowerdir=/$d,upperdir=upper/$d,workdir=work/$d" "/$d"
 done
+# The controller's Python environment, read-only, at a path that does not depend on where the
+# checkout lives (modules run on a node need its docker SDK). Bound before /tmp becomes the node's own.
+if [ -n "${LAB_PYTHON:-}" ] && [ -d "$LAB_PYTHON" ]; then
+    mkdir -p __NODE_PYTHON__
+    mount --bind "$LAB_PYTHON" __NODE_PYTHON__
+    mount -o remount,bind,ro __NODE_PYTHON__
+fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 hostname "$NAME"
 SEED=/run/lab-seed
@@ -58,6 +68,7 @@ chmod 755 /run/sshd
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
 exec /usr/bin/python3 -c "$REAPER" __MARKER__ "$NODE_DIR"
 '''.replace('__OVERLAID__', ' '.join(OVERLAID)).replace('__MARKER__', NODE_MARKER)
+INIT_SH = INIT_SH.replace('__NODE_PYTHON__', NODE_PYTHON)
 
 # The host's root .bashrc runs pyenv init on every ssh command (machine-notes).
 BASHRC = '''# msr-lab node: kept minimal so non-interactive ssh commands stay fast
