@@ -19,7 +19,7 @@ from .engine_state import EngineState
 from .httpserver import close_server, serve_app
 from .labfiles import LabFiles
 from .mke import MkeApp
-from .model import Lab, Node
+from .model import Faults, Lab, Node
 from .pki import LabPKI
 
 log = logging.getLogger("msr-lab")
@@ -140,6 +140,8 @@ class Daemon:
                      for n in self.lab.nodes.values()]
             cluster = self.lab.cluster.status()
             fault_state = vars(self.lab.faults).copy()
+            defaults = vars(Faults(join_seconds=float(self.lab.config.get("join_seconds", 3.0))))
+            active = {k: v for k, v in fault_state.items() if v != defaults[k]}
         pools = {}
         for name, info in self.desc["nodes"].items():
             if info["role"] == "lb":
@@ -147,7 +149,7 @@ class Daemon:
                     pools[name] = lb.haproxy_servers(str(self.files.root), name)
                 except Exception as exc:  # the LB is a real HAProxy that may be stopped by a test
                     pools[name] = {"error": str(exc)}
-        return {"nodes": nodes, "cluster": cluster, "faults": fault_state, "lb": pools,
+        return {"nodes": nodes, "cluster": cluster, "faults": fault_state, "faults_active": active, "lb": pools,
                 "mke_url": self.lab.config["mke_url"]}
 
     async def run(self) -> None:

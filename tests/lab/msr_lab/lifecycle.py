@@ -208,6 +208,6 @@ def format_status(data: dict) -> str:
             continue
         for s in pool:
             lines.append(f"  {s.get('backend', ''):<12} {s.get('name', ''):<12} {s.get('addr', ''):<18} {s.get('status', '')}")
-    active = {k: v for k, v in data.get("faults", {}).items() if v not in (None, 0, 0.0)}
+    active = data.get("faults_active", {})
     lines += ["", f"faults: {active or 'none'}", f"MKE: {data.get('mke_url')}"]
     return "\n".join(lines)

@@ -155,10 +155,13 @@ def test_clear_undoes_everything(lab, three):
                   ["mke-error", 503, 5]):
         lab.fault(*fault)
     assert ping_fails(lab, "worker3")
+    assert lab.status()["faults_active"] == {"kill_at_phase": "containers", "join_seconds": 9.0, "mke_status": 503,
+                                             "mke_error_count": 5, "mke_latency_ms": 100}
     lab.fault("clear")
     st = lab.status()
     assert st["faults"] == {"kill_at_phase": None, "join_seconds": JOIN_SECONDS, "mke_status": None,
                             "mke_error_count": 0, "mke_latency_ms": 0}, st["faults"]
+    assert st["faults_active"] == {}
     assert not any(n["partitioned"] for n in st["nodes"])
     wait_for(lambda: lab.ping_ok("worker3"), 10, what="worker3 /_ping after clear")
     assert lab.mke("/nodes", auth="admin")[0] == 200
