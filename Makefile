@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := openssh-server haproxy nginx-light libnginx-mod-stream iproute2 nftables python3-venv python3.11 procps psmisc
+APT_PACKAGES := openssh-server haproxy nginx-light libnginx-mod-stream iproute2 nftables socat python3-venv python3.11 procps psmisc
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: deps venv lab-up lab-down demo test test-unit test-lab test-sanity test-integration lint clean

@@ -26,6 +26,22 @@ for node in worker2 worker3; do
     --ucp-url "$mke_url" --ucp-username admin --ucp-ca "$(cat "$ca")" \
     --existing-replica-id "$existing" --nocolor
 done
+# Step 3 of the MSR docs: put each new replica in the load-balancing pool once it is healthy.
+# HAProxy's runtime API on lb1, over ssh as on a real LB host (runtime only: a reload forgets it).
+lb() { ssh -F "$lab/ssh/config" lb1 "echo '$1' | socat stdio /run/haproxy/admin.sock"; }
+for node in worker2 worker3; do
+  addr=$(python3 -c "import yaml; print(yaml.safe_load(open('$inv'))['all']['children']['mke_workers']['hosts']['$node']['ansible_host'])")
+  for pool in "msr_http 80" "msr_https 443"; do
+    set -- $pool
+    lb "add server $1/$node $addr:$2 check port 80 inter 1s fall 2 rise 2"
+    lb "enable health $1/$node"
+    lb "enable server $1/$node"
+  done
+done
+sleep 3   # two health checks (rise 2, inter 1s)
+echo "== the pool, as HAProxy sees it"
+lb "show servers state" | awk '$1 !~ /^#/ && NF>5 {print $2, $4, $5, ($6==2 ? "UP" : "not up")}'
+
 echo "== docker over ssh: the replica containers on worker2"
 ssh -F "$lab/ssh/config" worker2 docker ps --format "'{{.Names}}\t{{.Status}}'"
 msr-lab status
