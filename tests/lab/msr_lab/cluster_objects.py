@@ -67,8 +67,10 @@ class ReplicaObjects(ClusterHealth):
                           "com.docker.compose.project": "dtr", "com.docker.compose.service": svc}
                 env = [f"DTR_REPLICA_ID={rid}", f"DTR_VERSION={version}"]
                 image = f"{repo}/{IMAGE_OF.get(svc, 'dtr-' + svc)}:{version}"
+                # dtr-nginx publishes the replica's ports on the node, as --replica-http(s)-port say
+                ports = {80: r.http_port, 443: r.https_port} if svc == "nginx" and r is not None else None
                 c = engine.run_service(name, image, labels, env, volumes=self.service_volumes(rid, svc),
-                                       network="dtr-ol")
+                                       network="dtr-ol", ports=ports)
                 if svc == "nginx" and r is not None and r.state == "joining":
                     engine.set_health(c, "starting")  # healthy once the join completes (mark_running)
                 created["containers"].append(name)

@@ -317,15 +317,21 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         return lambda: c.removed or not c.running
 
     def run_service(self, name: str, image: str, labels: dict, env=(), health: str | None = "healthy",
-                    volumes: dict[str, str] | None = None, network: str | None = None) -> Container:
+                    volumes: dict[str, str] | None = None, network: str | None = None,
+                    ports: dict[int, int] | None = None) -> Container:
         """Create and start a long-running container without program (a dtr-* service).
-        ``volumes`` maps volume name -> mount path; ``network`` is its NetworkMode."""
+        ``volumes`` maps volume name -> mount path; ``network`` is its NetworkMode; ``ports`` maps
+        container port -> published host port (tcp)."""
         with self.lab.lock:
             if self.find_image(image) is None:
                 self.pull(image)
+            ports = ports or {}
             body = {"Image": image, "Labels": dict(labels), "Env": list(env),
+                    "ExposedPorts": {f"{cp}/tcp": {} for cp in ports},
                     "HostConfig": {"Binds": [f"{v}:{p}" for v, p in (volumes or {}).items()],
                                    "NetworkMode": network or "default",
+                                   "PortBindings": {f"{cp}/tcp": [{"HostIp": "", "HostPort": str(hp)}]
+                                                    for cp, hp in ports.items()},
                                    "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0}}}
             c = self.create_container(name, body)
             c.health = health

@@ -64,6 +64,27 @@ class ContainerViews:
             return crepo == repo
         return (crepo, ctag) == (repo, tag)
 
+    def _published(self, c: Container) -> list[tuple[str, int, str, str]]:
+        """(host ip, container port, protocol, host port) of a running container's published ports."""
+        if not c.running:
+            return []
+        out = []
+        for key, bindings in sorted((c.host_config.get("PortBindings") or {}).items()):
+            port, _, proto = key.partition("/")
+            for b in bindings or []:
+                out.append((b.get("HostIp") or "0.0.0.0", int(port), proto or "tcp", str(b.get("HostPort") or port)))
+        return out
+
+    def _ports_list(self, c: Container) -> list[dict]:
+        return [{"IP": ip, "PrivatePort": port, "PublicPort": int(host), "Type": proto}
+                for ip, port, proto, host in self._published(c)]
+
+    def _ports_map(self, c: Container) -> dict:
+        ports: dict[str, list] = {}
+        for ip, port, proto, host in self._published(c):
+            ports.setdefault(f"{port}/{proto}", []).append({"HostIp": ip, "HostPort": host})
+        return ports
+
     def _command(self, c: Container) -> str:
         return " ".join(c.entrypoint + c.cmd)
 
@@ -94,7 +115,7 @@ class ContainerViews:
     def summary(self, c: Container) -> dict:
         with self.lab.lock:
             return {"Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
-                    "Command": self._command(c), "Created": int(c.created), "Ports": [],
+                    "Command": self._command(c), "Created": int(c.created), "Ports": self._ports_list(c),
                     "Labels": dict(c.labels), "State": c.status, "Status": c.state_text(),
                     "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
                     "NetworkSettings": {"Networks": self._networks_view(c)},
@@ -139,7 +160,7 @@ class ContainerViews:
                 "ExecIDs": None, "HostConfig": hc,
                 "GraphDriver": {"Name": "overlay2", "Data": {}},
                 "Mounts": self._mounts_view(c), "Config": config,
-                "NetworkSettings": {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+                "NetworkSettings": {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": self._ports_map(c),
                                     "HairpinMode": False, "LinkLocalIPv6Address": "",
                                     "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
                                     "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",

@@ -193,6 +193,21 @@ def test_replica_objects_on_the_engine(lab):
     assert any(m.get("Name") == f"dtr-rethink-{rid}" for m in rethink.mounts)
 
 
+def test_nginx_publishes_the_replica_ports_while_running(lab):
+    c = lab.cluster
+    c.add_member("00000000000a", "worker3", "2.9.16", http_port=8081, https_port=4443)
+    c.create_replica_objects("00000000000a", "worker3", "2.9.16")
+    eng = engine(lab, "00000000000a")
+    nginx = container(lab, "00000000000a", "nginx")
+    assert eng.summary(nginx)["Ports"] == [
+        {"IP": "0.0.0.0", "PrivatePort": 443, "PublicPort": 4443, "Type": "tcp"},
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8081, "Type": "tcp"}]
+    assert eng.inspect(nginx)["NetworkSettings"]["Ports"]["443/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "4443"}]
+    assert eng.summary(container(lab, "00000000000a", "rethinkdb"))["Ports"] == []   # only nginx publishes
+    c.stop_replica("00000000000a")
+    assert eng.summary(nginx)["Ports"] == [] and eng.inspect(nginx)["NetworkSettings"]["Ports"] == {}
+
+
 def test_nfs_storage_uses_nfs_registry_volumes():
     lab = make_lab(storage="nfs")
     (rid,) = seed(lab, 1)

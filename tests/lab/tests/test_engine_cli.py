@@ -73,6 +73,14 @@ def test_unknown_image_and_unknown_tag(docker_cli):
     assert r.stdout.strip().endswith("docker.io/mirantis/dtr:2.9.15")
 
 
+def test_published_ports_in_ps_and_inspect(docker_cli, lab_engine):
+    lab_engine.state.run_service("dtr-nginx-0123456789ab", SERVICE_IMAGE, {}, ports={80: 8081, 443: 4443})
+    r = docker_cli("ps", "--format", "{{.Names}} {{.Ports}}")
+    assert r.stdout.strip() == "dtr-nginx-0123456789ab 0.0.0.0:8081->80/tcp, 0.0.0.0:4443->443/tcp", r.stdout
+    r = docker_cli("port", "dtr-nginx-0123456789ab", "443")
+    assert r.stdout.strip() == "0.0.0.0:4443", (r.stdout, r.stderr)
+
+
 def test_ps_filters_format_and_inspect(docker_cli, lab_engine):
     replica_services(lab_engine.state, "0123456789ab")
     replica_services(lab_engine.state, "ba9876543210")
