@@ -42,27 +42,32 @@ class _Watch:
 
 class ContainerRoutes(EngineBase):
     async def follow(self, c: Container, tick, ex: Exchange) -> bool:
-        """Call ``tick()`` (under the lock; returns (bytes, done)) at every change of c and send the bytes
-        as chunks, until done. False if the client hung up first."""
+        """Send tick()'s bytes as chunks at every change of c until done. False if the client hung up first."""
         gone = asyncio.ensure_future(ex.client_gone())
         try:
-            with _Watch(self.state, c) as w:
-                while True:
-                    w.ev.clear()
-                    with self.lock:
-                        data, done = tick()
-                    if data:
-                        await ex.send(data)
-                    if done:
-                        return True
-                    waiter = asyncio.ensure_future(w.ev.wait())
-                    finished, _ = await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if gone in finished:
-                        return False
+            return await self._follow(c, tick, ex.send, gone)
         finally:
             gone.cancel()  # and let it finish, so the connection can read the next request
             await asyncio.gather(gone, return_exceptions=True)
+
+    async def _follow(self, c: Container, tick, send, gone=None) -> bool:
+        """Call ``tick()`` (under the lock; returns (bytes, done)) at every change of c and ``send`` the bytes,
+        until done (True) or until the ``gone`` future completes (False)."""
+        with _Watch(self.state, c) as w:
+            while True:
+                w.ev.clear()
+                with self.lock:
+                    data, done = tick()
+                if data:
+                    await send(data)
+                if done:
+                    return True
+                waiter = asyncio.ensure_future(w.ev.wait())
+                finished, _ = await asyncio.wait({waiter} | ({gone} if gone else set()),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if gone in finished:
+                    return False
 
     # ---- containers (§3, §4, §6, §7, §8, §13–15)
     async def containers_list(self, req: Request, ex: Exchange) -> Response:
@@ -208,21 +213,9 @@ class ContainerRoutes(EngineBase):
             return self._encode(c, new, streams), done
 
         try:
-            await self._follow_raw(c, tick, conn.write)
+            await self._follow(c, tick, conn.write)
         except (ConnectionError, OSError):
             pass  # the client hung up; the container goes on
         finally:
             stdin_task.cancel()
             conn.close()  # the CLI reads the exit status only after this EOF (§19.3)
-
-    async def _follow_raw(self, c: Container, tick, send) -> None:
-        with _Watch(self.state, c) as w:
-            while True:
-                w.ev.clear()
-                with self.lock:
-                    data, done = tick()
-                if data:
-                    await send(data)
-                if done:
-                    return
-                await w.ev.wait()

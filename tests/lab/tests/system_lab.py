@@ -48,8 +48,9 @@ def cli(*args, check=True, timeout=60, env=None) -> subprocess.CompletedProcess:
 
 
 @contextmanager
-def exclusive():
-    with open(LOCK, "w") as f:
+def exclusive(lock=LOCK):
+    """Serialize test runs that build labs under the same name: they would tear down each other's nodes."""
+    with open(lock, "w") as f:
         deadline = time.monotonic() + 300
         while True:
             try:
@@ -57,7 +58,7 @@ def exclusive():
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"another system test run holds {LOCK}")
+                    pytest.fail(f"another test run holds {lock}")
                 time.sleep(0.5)
         yield
 

@@ -1,5 +1,4 @@
 """Lab nodes, ssh, partitions and the LB node, on a separate prefix/subnet from a running lab."""
-import fcntl
 import http.server
 import json
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from msr_lab import lb, netns
+from system_lab import exclusive
 
 PREFIX, BRIDGE, HOST_CIDR = 'msrtest', 'msrtest0', '10.78.0.1/24'
 NODES = [('n1', 'msr', '10.78.0.11'), ('n2', 'msr', '10.78.0.12'), ('lb', 'lb', '10.78.0.10')]
@@ -36,18 +36,8 @@ class Lab:
 
 
 @pytest.fixture(scope='module', autouse=True)
-def exclusive():
-    # Two runs of this file would tear down each other's nodes (same prefix): serialize them.
-    with open('/run/msrtest.lock', 'w') as f:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail('another test_nodes run holds /run/msrtest.lock')
-                time.sleep(0.5)
+def serialized():
+    with exclusive('/run/msrtest.lock'):
         yield
 
 

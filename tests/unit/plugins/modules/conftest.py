@@ -66,7 +66,6 @@ class FakeRunner:
         self.unremoved = []
 
     def run(self, image, version, argv, env, name=None):
-        self.calls.append({"image": image, "version": version, "argv": list(argv), "env": dict(env), "name": name})
         flags, i = {}, 1
         while i < len(argv):
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
@@ -75,6 +74,8 @@ class FakeRunner:
             else:
                 flags[argv[i]] = True
                 i += 1
+        self.calls.append({"image": image, "version": version, "argv": list(argv), "env": dict(env), "name": name,
+                           "flags": flags})
         parser = boot.LogParser(secrets=list(env.values()))
         command = argv[0]
         lines = ["INFO[0000] Beginning Docker Trusted Registry replica %s" % command]

@@ -39,19 +39,8 @@ def three(fakes, **kw):
 
 
 def flags_of(call):
-    return parse_flags(call["argv"])
-
-
-def parse_flags(argv):
-    flags, i = {}, 1
-    while i < len(argv):
-        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            flags[argv[i]] = argv[i + 1]
-            i += 2
-        else:
-            flags[argv[i]] = True
-            i += 1
-    return flags
+    """The bootstrapper flags of a recorded run, as the fake runner parsed them."""
+    return call["flags"]
 
 
 def warnings(result):
