@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import re
 import secrets
 import time
 import weakref
 
+# MKE proxies the Engine API: its filters and booleans are parsed exactly as the engine does
+from .engine_http import bool_value, parse_filters
 from .httpbase import Request, Response, json_response, text_response
 
 MKE_VERSION = "3.7.5"
@@ -75,28 +76,6 @@ def ucp_error(status: int, message: str, code: str | None = None) -> Response:
 
 def docker_error(status: int, message: str) -> Response:
     return json_response(status, {"message": message})
-
-
-def parse_filters(text: str | None) -> dict[str, list[str]]:
-    """Engine filters in either wire form: map of lists (SDK) or map of maps (CLI)."""
-    if not text:
-        return {}
-    raw = json.loads(text)
-    if not isinstance(raw, dict):
-        raise ValueError("filters must be a JSON object")
-    out = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out[key] = [k for k, v in value.items() if v]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            out[key] = [str(value)]
-    return out
-
-
-def truthy(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true", "yes")
 
 
 class MkeApp:
@@ -249,7 +228,7 @@ class MkeApp:
 
     def list_containers(self, req: Request) -> Response:
         filters = parse_filters(req.arg("filters"))
-        show_all = truthy(req.arg("all"))
+        show_all = bool_value(req.arg("all"))
         out = []
         with self.lab.lock:
             for node in self.lab.mke_nodes():
