@@ -4,9 +4,11 @@ from __future__ import annotations
 import random
 import re
 import secrets
+from contextlib import contextmanager
 
 from . import bootstrapper_flags as F
-from .bootstrapper_run import PRODUCT, SERVICES, Run
+from .bootstrapper_run import PRODUCT, SERVICES, Run, Stopped
+from .engine_process import Killed
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 PHASE2 = "dtr-phase2"
@@ -125,6 +127,20 @@ def _stop_phase2(run: Run, target: str, container) -> None:
         run.debug(f"could not remove {PHASE2} on {target}: {getattr(e, 'message', e)}")
 
 
+@contextmanager
+def _phase2(run: Run, target: str):
+    """dtr-phase2 runs on the target for the rest of the command; a killed run leaves it behind, as for real."""
+    container = _start_phase2(run, target)
+    try:
+        yield
+    except (Killed, Stopped):
+        raise
+    except Exception:
+        _stop_phase2(run, target, container)
+        raise
+    _stop_phase2(run, target, container)
+
+
 def _objects(run: Run, rid: str, target: str, http_port: int, https_port: int) -> None:
     run.phase("volumes")
     run.info("Setting up replica volumes...")
@@ -180,8 +196,7 @@ def join(run: Run) -> int:
     rid = _replica_id(run, set(members) | set(mke_reps))
     target = _pick_node(run, nodes, _busy_nodes(run, mke_reps))
     _network_test(run, target)
-    phase2 = _start_phase2(run, target)
-    try:
+    with _phase2(run, target):
         run.phase("connectivity-test")
         run.info("Starting UCP connectivity test")
         run.info("UCP connectivity test passed")
@@ -197,11 +212,6 @@ def join(run: Run) -> int:
         run.replication_lines(count, run.lab.faults.join_seconds)
         run.phase("complete")
         run.cluster.mark_running(rid)
-    except Exception as e:
-        if type(e).__name__ not in ("Killed", "Stopped"):     # a killed run leaves phase2 behind, as for real
-            _stop_phase2(run, target, phase2)
-        raise
-    _stop_phase2(run, target, phase2)
     count = len(run.cluster.replicas)
     if count > 1 and _local_fs(run.cluster):
         run.warn("Warning! You are using DTR with the filesystem driver in an HA setup. This will not work with "
@@ -233,8 +243,7 @@ def install(run: Run) -> int:
     run.info(f"The UCP cluster contains the following nodes without port conflicts: {', '.join(free)}")
     run.info("Creating network: dtr-ol")
     _network_test(run, target)
-    phase2 = _start_phase2(run, target)
-    try:
+    with _phase2(run, target):
         run.phase("connectivity-test")
         run.info("Starting UCP connectivity test")
         run.info("UCP connectivity test passed")
@@ -250,11 +259,6 @@ def install(run: Run) -> int:
         run.info("Successfully registered dtr with UCP")
         run.phase("complete")
         run.cluster.mark_running(rid)
-    except Exception as e:
-        if type(e).__name__ not in ("Killed", "Stopped"):
-            _stop_phase2(run, target, phase2)
-        raise
-    _stop_phase2(run, target, phase2)
     run.info("Installation is complete")
     run.info(f"Replica ID is set to: {rid}")
     run.info(f"You can use flag '--existing-replica-id {rid}' when joining other replicas to your {PRODUCT} Cluster")
