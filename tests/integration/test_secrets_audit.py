@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import pytest
-from msr_lab.nodeinit import NODE_PYTHON
+from msr_lab.nodes.initfiles import NODE_PYTHON
 
 from msrint import STATE_DIR, replica_task
 

@@ -6,8 +6,9 @@ import json
 import os
 import sys
 
-from . import control, faults
-from .labfiles import LabFiles
+from msr_lab import control
+from msr_lab.common.labfiles import LabFiles
+from msr_lab.faults import inject
 
 DESCRIPTION = """\
 A multi-node MKE/MSR 2.9 lab on one machine: one network namespace per node with its own hostname,
@@ -56,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
                                     "~/.ssh such as the docker SDK's ssh:// transport (use with HOME=DIR)")
     fault = sub.add_parser("fault", help="inject a fault (see below)", epilog=FAULT_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    fault.add_argument("kind", choices=faults.KINDS, metavar="KIND")
+    fault.add_argument("kind", choices=inject.KINDS, metavar="KIND")
     fault.add_argument("args", nargs="*")
     daemon = sub.add_parser("daemon")  # internal: started by `up`
     daemon.add_argument("--state-dir")
@@ -81,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     files = LabFiles(getattr(args, "state_dir", None))
     try:
         if args.command == "daemon":
-            from . import daemon
+            from msr_lab import daemon
             daemon.main(args.state_dir)
             return 0
-        from . import lifecycle
+        from msr_lab import lifecycle
         if args.command == "up":
             return lifecycle.up(files, args)
         if args.command == "down":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import socket
 
-from .labfiles import LabFiles
+from msr_lab.common.labfiles import LabFiles
 
 
 class LabError(Exception):

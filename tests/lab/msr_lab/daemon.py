@@ -11,16 +11,18 @@ import logging
 import os
 import signal
 
-from . import bootstrapper  # noqa: F401  (registers the dtr images' program with the engine)
-from . import faults, lb, netns
-from .cluster import Cluster, new_replica_id
-from .engine import serve_engine
-from .engine_state import EngineState
-from .httpserver import close_server, serve_app
-from .labfiles import LabFiles
-from .mke import MkeApp
-from .model import Faults, Lab, Node
-from .pki import LabPKI
+from msr_lab.bootstrapper import program as bootstrapper
+from msr_lab.common.httpserver import close_server, serve_app
+from msr_lab.common.labfiles import LabFiles
+from msr_lab.common.model import Faults, Lab, Node
+from msr_lab.common.pki import LabPKI
+from msr_lab.engine.server import serve_engine
+from msr_lab.engine.state import EngineState
+from msr_lab.faults import inject
+from msr_lab.lb import haproxy
+from msr_lab.mke.app import MkeApp
+from msr_lab.msr.cluster import Cluster, new_replica_id
+from msr_lab.nodes import netns
 
 log = logging.getLogger("msr-lab")
 
@@ -41,6 +43,7 @@ class Daemon:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        bootstrapper.register()   # the dtr images run the emulated bootstrapper
         for name, info in self.desc["nodes"].items():
             node = Node(name=name, role=info["role"], addr=info["addr"])
             self.lab.nodes[name] = node
@@ -124,7 +127,7 @@ class Daemon:
         if op == "status":
             return self.status()
         if op == "fault":
-            return faults.apply(self.lab, self.desc, req)
+            return inject.apply(self.lab, self.desc, req)
         if op == "shutdown":
             asyncio.run_coroutine_threadsafe(self._set_stopping(), self.loop)
             return "stopping"
@@ -146,7 +149,7 @@ class Daemon:
         for name, info in self.desc["nodes"].items():
             if info["role"] == "lb":
                 try:
-                    pools[name] = lb.haproxy_servers(str(self.files.root), name)
+                    pools[name] = haproxy.haproxy_servers(str(self.files.root), name)
                 except Exception as exc:  # the LB is a real HAProxy that may be stopped by a test
                     pools[name] = {"error": str(exc)}
         return {"nodes": nodes, "cluster": cluster, "faults": fault_state, "faults_active": active, "lb": pools,

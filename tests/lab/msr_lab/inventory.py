@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import yaml
 
-from .labfiles import LabFiles
-from .nodeinit import NODE_PYTHON
+from msr_lab.common.labfiles import LabFiles
+from msr_lab.nodes.initfiles import NODE_PYTHON
 
 
 class _Literal(str):

@@ -9,9 +9,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import control, inventory, lb, netns
-from .labfiles import LabFiles
-from .pki import LabPKI
+from msr_lab import control, inventory
+from msr_lab.common.labfiles import LabFiles
+from msr_lab.common.pki import LabPKI
+from msr_lab.lb import haproxy, nginx
+from msr_lab.nodes import netns, sshkeys
+from msr_lab.nodes.teardown import leftovers
+from msr_lab.nodes.teardown import teardown as remove_nodes
 
 
 def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
@@ -35,7 +39,7 @@ def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
 
 def up(files: LabFiles, args) -> int:
     started = time.monotonic()
-    if files.exists() or netns.leftovers(files.prefix, files.bridge):
+    if files.exists() or leftovers(files.prefix, files.bridge):
         if daemon_alive(files):
             print("msr-lab: a lab is already up (msr-lab status); remove it first with: msr-lab down", file=sys.stderr)
             return 1
@@ -56,7 +60,7 @@ def up(files: LabFiles, args) -> int:
         pki = LabPKI(files.pki_dir)
         pki.ensure(list(nodes) + ["localhost"], [i["addr"] for i in nodes.values()] + ["127.0.0.1"])
         config["ca_pem"] = pki.ca_pem
-        pubkey = netns.ensure_client_key(str(files.root))
+        pubkey = sshkeys.ensure_client_key(str(files.root))
         host_addr = str(net.network_address + 1)
         netns.create_bridge(files.bridge, f"{host_addr}/{net.prefixlen}")
         hosts = {name: info["addr"] for name, info in nodes.items()}
@@ -66,14 +70,14 @@ def up(files: LabFiles, args) -> int:
             for name, future in futures.items():
                 nodes[name].update(future.result())
         files.save({"config": config, "nodes": nodes, "prefix": files.prefix, "bridge": files.bridge})
-        netns.write_ssh_client_files(str(files.root), hosts)
+        sshkeys.write_ssh_client_files(str(files.root), hosts)
         write_ssh_wrapper(files)
         start_daemon(files)
         for name, info in nodes.items():
             if info["role"] == "lb":
                 servers = [(w, nodes[w]["addr"]) for w in config["seed_replicas"]]
-                lb.start_haproxy(str(files.root), name, servers)
-                lb.start_nginx(str(files.root), name, servers)
+                haproxy.start_haproxy(str(files.root), name, servers)
+                nginx.start_nginx(str(files.root), name, servers)
     except BaseException as exc:
         print(f"msr-lab up failed: {exc}; removing what was made", file=sys.stderr)
         teardown(files)
@@ -144,12 +148,12 @@ def _pid_alive(pid: int) -> bool:
 
 def teardown(files: LabFiles) -> None:
     stop_daemon(files)
-    netns.teardown(str(files.root), files.prefix, files.bridge)
+    remove_nodes(str(files.root), files.prefix, files.bridge)
 
 
 def down(files: LabFiles) -> int:
     started = time.monotonic()
-    if not files.exists() and not netns.leftovers(files.prefix, files.bridge):
+    if not files.exists() and not leftovers(files.prefix, files.bridge):
         print("msr-lab: no lab is up; nothing to remove")
         return 0
     teardown(files)
@@ -179,7 +183,7 @@ def current_replica_nodes(files: LabFiles) -> list[str] | None:
 def ssh_config(files: LabFiles, home: str | None) -> int:
     ssh = files.ssh_dir
     if home:
-        netns.install_ssh_home(str(files.root), home)
+        sshkeys.install_ssh_home(str(files.root), home)
         print(f"wrote {home}/.ssh/config, known_hosts and id_ed25519; use HOME={home}")
     else:
         print(f"config:      {ssh / 'config'}\nknown_hosts: {ssh / 'known_hosts'}\nkey:         {ssh / 'id_ed25519'}\n"

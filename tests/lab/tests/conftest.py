@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from msr_lab import engine_state
-from msr_lab.engine import serve_engine
-from msr_lab.engine_state import EngineState
-from msr_lab.httpserver import close_server
-from msr_lab.model import Lab, Node
+from msr_lab.common.httpserver import close_server
+from msr_lab.common.model import Lab, Node
+from msr_lab.engine import process as engine_process
+from msr_lab.engine.server import serve_engine
+from msr_lab.engine.state import EngineState
 
 TEST_IMAGE = "mirantis/dtr:2.9.16"
 SERVICE_IMAGE = "mirantis/dtr-nginx:2.9.16"
@@ -85,8 +85,8 @@ def lab_engine():
     lab = Lab({})
     node = lab.nodes["node1"] = Node(name="node1", role="manager", addr="10.99.0.11")
     state = node.engine = EngineState(lab, node)
-    saved = dict(engine_state._PROGRAMS)
-    engine_state.register_program("mirantis/dtr", echo_program)
+    saved = dict(engine_process._PROGRAMS)
+    engine_process.register_program("mirantis/dtr", echo_program)
     tmp = tempfile.mkdtemp(prefix="eng", dir="/tmp")  # short: unix socket paths are limited to 107 bytes
     path = os.path.join(tmp, "docker.sock")
     loop = asyncio.new_event_loop()
@@ -111,8 +111,8 @@ def lab_engine():
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
-        engine_state._PROGRAMS.clear()
-        engine_state._PROGRAMS.update(saved)
+        engine_process._PROGRAMS.clear()
+        engine_process._PROGRAMS.update(saved)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from msr_lab import bootstrapper
-from msr_lab import bootstrapper_flags as F
-from msr_lab.cluster import Cluster
-from msr_lab.engine_state import EngineState
-from msr_lab.httpserver import close_server, serve_app
-from msr_lab.mke import MkeApp
-from msr_lab.model import Lab, Node
-from msr_lab.pki import LabPKI
+from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper import program as bootstrapper
+from msr_lab.common.httpserver import close_server, serve_app
+from msr_lab.common.model import Lab, Node
+from msr_lab.common.pki import LabPKI
+from msr_lab.engine.state import EngineState
+from msr_lab.mke.app import MkeApp
+from msr_lab.msr.cluster import Cluster
 
 IMAGE = "mirantis/dtr:2.9.16"
 KBASE = ("This DTR has replicas that are not working correctly. Make sure existing DTR replicas are healthy "
@@ -93,7 +93,7 @@ def env(loop, pki):
             node.engine = EngineState(lab, node)
     lab.cluster = Cluster(lab)
     lab.faults.join_seconds = 0.2
-    bootstrapper._register()      # other tests' fixtures swap the program registry and restore it
+    bootstrapper.register()      # other tests' fixtures swap the program registry and restore it
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
@@ -444,7 +444,7 @@ def test_docker_cli_run_join_and_failure(env, loop, tmp_path):
     import shutil
     import subprocess
 
-    from msr_lab.engine import serve_engine
+    from msr_lab.engine.server import serve_engine
 
     if shutil.which("docker") is None:
         pytest.skip("docker CLI not installed")

@@ -5,9 +5,11 @@ import re
 
 import pytest
 
-from msr_lab.cluster import NOT_READY_TEXT, SERVICES, Cluster, ClusterError
-from msr_lab.engine_state import EngineState
-from msr_lab.model import Lab, Node
+from msr_lab.common.model import Lab, Node
+from msr_lab.engine.state import EngineState
+from msr_lab.msr.cluster import Cluster
+from msr_lab.msr.health import NOT_READY_TEXT, ClusterError
+from msr_lab.msr.objects import SERVICES
 
 OK = "OK"
 DISCONNECTED = "Rethink replica is currently in state: disconnected"

@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import pytest
-from docker.errors import APIError, ContainerError, ImageNotFound, NotFound
-
 from conftest import SERVICE_IMAGE, TEST_IMAGE
+from docker.errors import APIError, ContainerError, ImageNotFound, NotFound
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -164,8 +163,8 @@ def test_concurrent_clients(lab_engine):
 
 def test_serve_app_keep_alive(lab_engine):
     """httpserver.serve_app for the plain apps (MKE, MSR): keep-alive, bodies, errors as 500."""
-    from msr_lab.httpbase import json_response
-    from msr_lab.httpserver import close_server, serve_app
+    from msr_lab.common.httpbase import json_response
+    from msr_lab.common.httpserver import close_server, serve_app
 
     async def app(req):
         if req.path == "/boom":

@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from msr_lab.cluster import Cluster
-from msr_lab.engine_state import EngineState
-from msr_lab.httpbase import Request
-from msr_lab.httpserver import close_server, serve_app
-from msr_lab.mke import MkeApp
-from msr_lab.model import Lab, Node
-from msr_lab.msr import MsrApp
-from msr_lab.pki import LabPKI
+from msr_lab.common.httpbase import Request
+from msr_lab.common.httpserver import close_server, serve_app
+from msr_lab.common.model import Lab, Node
+from msr_lab.common.pki import LabPKI
+from msr_lab.engine.state import EngineState
+from msr_lab.mke.app import MkeApp
+from msr_lab.msr.app import MsrApp
+from msr_lab.msr.cluster import Cluster
 
 PASSWORD = "s3cret-pw"
 CA_PEM = "-----BEGIN CERTIFICATE-----\nlab\n-----END CERTIFICATE-----\n"

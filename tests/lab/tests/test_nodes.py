@@ -8,14 +8,15 @@ import socketserver
 import subprocess
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from msr_lab import lb, netns
 from system_lab import exclusive
+
+from msr_lab.lb import haproxy, nginx
+from msr_lab.nodes import netns, sshkeys, teardown
 
 PREFIX, BRIDGE, HOST_CIDR = 'msrtest', 'msrtest0', '10.78.0.1/24'
 NODES = [('n1', 'msr', '10.78.0.11'), ('n2', 'msr', '10.78.0.12'), ('lb', 'lb', '10.78.0.10')]
@@ -49,10 +50,10 @@ def state_dir():
 @pytest.fixture(scope='module')
 def lab():
     state = state_dir()
-    netns.teardown(state, PREFIX, BRIDGE)   # leftovers of an earlier crashed run (found by prefix)
+    teardown.teardown(state, PREFIX, BRIDGE)   # leftovers of an earlier crashed run (found by prefix)
     try:
         netns.create_bridge(BRIDGE, HOST_CIDR)
-        pub = netns.ensure_client_key(state)
+        pub = sshkeys.ensure_client_key(state)
         t = time.monotonic()
         # in threads, as `msr-lab up` does
         with ThreadPoolExecutor(len(NODES)) as pool:
@@ -60,10 +61,10 @@ def lab():
                        for name, role, addr in NODES}
             nodes = {name: f.result() for name, f in futures.items()}
         create_s = time.monotonic() - t
-        netns.write_ssh_client_files(state, ADDR)
+        sshkeys.write_ssh_client_files(state, ADDR)
         yield Lab(state, nodes, create_s)
     finally:
-        netns.teardown(state, PREFIX, BRIDGE)
+        teardown.teardown(state, PREFIX, BRIDGE)
         state.parent.rmdir()
 
 
@@ -236,7 +237,7 @@ def test_docker_sdk_paramiko_with_ssh_home(lab, docker_sock, tmp_path, monkeypat
     import docker
     import paramiko
     home = tmp_path / 'home'
-    netns.install_ssh_home(lab.state, home)
+    sshkeys.install_ssh_home(lab.state, home)
     monkeypatch.setenv('HOME', str(home))
     client = docker.DockerClient(base_url=f'ssh://root@{ADDR["n1"]}', version='1.41', use_ssh_client=False)
     try:
@@ -303,7 +304,7 @@ def backends(lab):
 
 
 def statuses(lab):
-    return {(s['backend'], s['name']): s['status'] for s in lb.haproxy_servers(lab.state, 'lb')}
+    return {(s['backend'], s['name']): s['status'] for s in haproxy.haproxy_servers(lab.state, 'lb')}
 
 
 def seen_through_lb(port, n=6):
@@ -312,13 +313,13 @@ def seen_through_lb(port, n=6):
 
 def test_haproxy_checks_admin_socket_and_reload(lab, backends):
     members = [('n1', ADDR['n1']), ('n2', ADDR['n2'])]
-    lb.start_haproxy(lab.state, 'lb', members)
+    haproxy.start_haproxy(lab.state, 'lb', members)
     try:
         all_up = {(b, n): 'UP' for b in ('msr_http', 'msr_https') for n in ('n1', 'n2')}
         wait_for(lambda: statuses(lab) == all_up, 10, 'all servers UP')
         assert seen_through_lb(443) == {'hello from n1', 'hello from n2'}
 
-        lb.haproxy_cmd(lab.state, 'lb', 'disable server msr_https/n1')
+        haproxy.haproxy_cmd(lab.state, 'lb', 'disable server msr_https/n1')
         assert statuses(lab)[('msr_https', 'n1')] == 'MAINT'
         assert seen_through_lb(443) == {'hello from n2'}
 
@@ -334,14 +335,14 @@ def test_haproxy_checks_admin_socket_and_reload(lab, backends):
         t = threading.Thread(target=client)
         t.start()
         try:
-            lb.reload_haproxy(lab.state, 'lb', members)
+            haproxy.reload_haproxy(lab.state, 'lb', members)
             time.sleep(0.5)
         finally:
             stop.set()
             t.join()
         assert failures == []
         assert statuses(lab)[('msr_https', 'n1')] == 'MAINT'
-        lb.haproxy_cmd(lab.state, 'lb', 'enable server msr_https/n1')
+        haproxy.haproxy_cmd(lab.state, 'lb', 'enable server msr_https/n1')
 
         # /_ping failing takes a replica out of both backends (fall 2, inter 1s)
         backends['n2'].clear()
@@ -350,21 +351,21 @@ def test_haproxy_checks_admin_socket_and_reload(lab, backends):
         backends['n2'].set()
         wait_for(lambda: statuses(lab)[('msr_https', 'n2')] == 'UP', 6, 'n2 UP again')
     finally:
-        lb.stop_haproxy(lab.state, 'lb')
+        haproxy.stop_haproxy(lab.state, 'lb')
 
 
 def test_nginx_stream_proxies_and_reloads(lab, backends):
     members = [('n1', ADDR['n1']), ('n2', ADDR['n2'])]
-    conf = lb.render_nginx_conf(members)
+    conf = nginx.render_nginx_conf(members)
     assert 'server 10.78.0.11:443 max_fails=2 fail_timeout=30s;' in conf
-    lb.start_nginx(lab.state, 'lb', members)
+    nginx.start_nginx(lab.state, 'lb', members)
     try:
         assert seen_through_lb(8443) == {'hello from n1', 'hello from n2'}
-        lb.reload_nginx(lab.state, 'lb', members[:1])
+        nginx.reload_nginx(lab.state, 'lb', members[:1])
         # old workers may still hold a connection; new ones only know n1
         wait_for(lambda: seen_through_lb(8443) == {'hello from n1'}, 5, 'nginx serving n1 only')
     finally:
-        lb.stop_nginx(lab.state, 'lb')
+        nginx.stop_nginx(lab.state, 'lb')
 
 
 def test_teardown_after_broken_up():
@@ -373,18 +374,18 @@ def test_teardown_after_broken_up():
     prefix, bridge, state = 'msrtst2', 'msrtst20', state_dir()
     try:
         netns.create_bridge(bridge, '10.78.1.1/24')
-        pub = netns.ensure_client_key(state)
+        pub = sshkeys.ensure_client_key(state)
         pid = netns.create_nodes(state, [('a', 'msr', '10.78.1.11')], bridge, pub, prefix=prefix)['a']['pid']
         subprocess.run(['ip', 'netns', 'del', f'{prefix}-a'], check=True)
         subprocess.run(['ip', 'netns', 'add', f'{prefix}-b'], check=True)
         (state / 'nodes' / 'a' / 'pid').unlink()
         (state / 'ssh' / 'id_ed25519').unlink()
-        assert netns._alive(pid)
-        assert f'netns {prefix}-b' in netns.leftovers(prefix, bridge)
+        assert teardown._alive(pid)
+        assert f'netns {prefix}-b' in teardown.leftovers(prefix, bridge)
     finally:
-        netns.teardown(state, prefix, bridge)
+        teardown.teardown(state, prefix, bridge)
         state.parent.rmdir()
-    assert not netns._alive(pid)
+    assert not teardown._alive(pid)
     assert prefix not in subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
     assert not [l['ifname'] for l in _links() if prefix in l['ifname'] or prefix in l.get('ifalias', '')]
     assert not state.exists()
@@ -403,14 +404,14 @@ def test_teardown_leaves_nothing(lab):
         in_netns.update(int(p) for p in out.split())
     assert set(lab.pids.values()) <= in_netns
     t = time.monotonic()
-    netns.teardown(lab.state, PREFIX, BRIDGE)
+    teardown.teardown(lab.state, PREFIX, BRIDGE)
     assert time.monotonic() - t < 15
-    assert not [p for p in in_netns if netns._alive(p)]
+    assert not [p for p in in_netns if teardown._alive(p)]
     assert not [n for n in subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout.split()
                 if n.startswith(PREFIX)]
     assert not [l['ifname'] for l in _links() if l['ifname'].startswith(PREFIX) or
                 l.get('master') == BRIDGE or l['ifname'] == BRIDGE]
     assert str(lab.state) not in Path('/proc/self/mounts').read_text()
     assert not lab.state.exists()
-    assert netns.leftovers(PREFIX, BRIDGE) == []
-    netns.teardown(lab.state, PREFIX, BRIDGE)   # idempotent
+    assert teardown.leftovers(PREFIX, BRIDGE) == []
+    teardown.teardown(lab.state, PREFIX, BRIDGE)   # idempotent

@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from system_lab import JOIN_SECONDS, STATE, fata, lab_fixture, replica_id_from, wait_for
 
 from msr_lab import control
-from msr_lab.labfiles import LabFiles
-from system_lab import JOIN_SECONDS, STATE, fata, lab_fixture, replica_id_from, wait_for
+from msr_lab.common.labfiles import LabFiles
 
 pytestmark = pytest.mark.timeout(120)
 

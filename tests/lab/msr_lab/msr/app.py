@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 import secrets
 
-from .httpbase import Request, Response, json_response, text_response
-from .mke import request_authorized
+from msr_lab.common.httpbase import Request, Response, json_response, text_response
+from msr_lab.mke.auth import request_authorized
 
 STORAGE_DRIVERS = ("filesystem", "s3", "azure", "gcs", "swift", "oss", "inmemory")
 STORAGE_EXTRAS = ("delete", "maintenance", "redirect", "cache")

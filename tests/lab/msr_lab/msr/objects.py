@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .cluster_health import ClusterError, ClusterHealth
+from msr_lab.msr.health import ClusterError, ClusterHealth
 
 SERVICES = ("rethinkdb", "registry", "garant", "api", "notary-server", "nginx", "jobrunner",
             "notary-signer", "scanningstore")

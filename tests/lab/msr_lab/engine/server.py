@@ -12,13 +12,23 @@ import os
 import re
 from urllib.parse import unquote
 
-from .engine_containers import ContainerRoutes, frame
-from .engine_http import (API_VERSION, ENGINE_VERSION, GIT_COMMIT, GO_VERSION, KERNEL, MIN_API_VERSION, SERVER,
-                          bool_value, parse_filters)
-from .engine_misc import MiscRoutes
-from .engine_state import EngineError, EngineState
-from .httpbase import Request, Response
-from .httpserver import Exchange, serve_handler
+from msr_lab.common.httpbase import Request, Response
+from msr_lab.common.httpserver import Exchange, serve_handler
+from msr_lab.engine.api import (
+    API_VERSION,
+    ENGINE_VERSION,
+    GIT_COMMIT,
+    GO_VERSION,
+    KERNEL,
+    MIN_API_VERSION,
+    SERVER,
+    bool_value,
+    parse_filters,
+)
+from msr_lab.engine.common import EngineError
+from msr_lab.engine.routes_containers import ContainerRoutes, frame
+from msr_lab.engine.routes_misc import MiscRoutes
+from msr_lab.engine.state import EngineState
 
 __all__ = [  # what other modules may import from here
     "API_VERSION", "ENGINE_VERSION", "GIT_COMMIT", "GO_VERSION", "KERNEL", "MIN_API_VERSION", "SERVER",

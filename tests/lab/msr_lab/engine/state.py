@@ -5,11 +5,10 @@ HTTP side runs on the asyncio loop, so changes are announced through per-contain
 (the HTTP side registers ones that use ``loop.call_soon_threadsafe``) and a ``threading.Condition`` for
 threads. ``lab.changed()`` is called after state changes, never after mere output.
 
-The state is split by subject; this module keeps EngineState and the container lifecycle and re-exports
-the names of the others, so ``from .engine_state import ...`` serves every engine name:
-engine_common.py (EngineError, image references, times), engine_images.py (Image, PULLABLE, pull),
-engine_objects.py (volumes, networks), engine_process.py (Container, ProcessContext, programs, signals),
-engine_views.py (listing with filters, summary and inspect JSON).
+The state is split by subject; this module keeps EngineState and the container lifecycle, the others
+what it is made of: common.py (EngineError, image references, times), images.py (Image, PULLABLE, pull),
+objects.py (volumes, networks), process.py (Container, ProcessContext, programs, signals), views.py
+(listing with filters, summary and inspect JSON).
 """
 from __future__ import annotations
 
@@ -21,20 +20,11 @@ import time
 import traceback
 from typing import Callable
 
-from .engine_common import NCPU, NEVER, EngineError, ManifestUnknown, familiar, human_duration, meminfo_total, \
-    parse_ref, rfc3339
-from .engine_images import PULLABLE, Image, ImageStore
-from .engine_objects import DEFAULT_NETWORKS, Network, ObjectStore, Volume
-from .engine_process import _PROGRAMS, IGNORED_SIGNALS, SIGNALS, Container, Killed, ProcessContext, program_for, \
-    register_program, signal_number
-from .engine_views import ContainerViews
-
-__all__ = [  # the names other modules and the tests import from here ("_PROGRAMS": tests save and restore it)
-    "DEFAULT_NETWORKS", "IGNORED_SIGNALS", "NCPU", "NEVER", "PULLABLE", "SIGNALS", "_PROGRAMS", "Container",
-    "EngineError", "EngineState", "Image", "Killed", "ManifestUnknown", "Network", "ProcessContext", "Volume",
-    "familiar", "human_duration", "meminfo_total", "parse_ref", "program_for", "register_program", "rfc3339",
-    "signal_number",
-]
+from msr_lab.engine.common import EngineError
+from msr_lab.engine.images import Image, ImageStore
+from msr_lab.engine.objects import Network, ObjectStore, Volume
+from msr_lab.engine.process import IGNORED_SIGNALS, Container, Killed, ProcessContext, program_for, signal_number
+from msr_lab.engine.views import ContainerViews
 
 
 class EngineState(ImageStore, ObjectStore, ContainerViews):

@@ -1,8 +1,8 @@
 """Fault injection, daemon side. Each fault changes the lab's state the way the real failure would."""
 from __future__ import annotations
 
-from . import netns
-from .model import Lab
+from msr_lab.common.model import Lab
+from msr_lab.nodes import netns
 
 KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
          "mke-error", "mke-latency", "ghost", "quorum-loss", "clear")

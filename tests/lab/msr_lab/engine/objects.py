@@ -5,8 +5,8 @@ import secrets
 import time
 from datetime import datetime, timezone
 
-from .engine_common import EngineError, rfc3339, sha
-from .engine_process import Container
+from msr_lab.engine.common import EngineError, rfc3339, sha
+from msr_lab.engine.process import Container
 
 DEFAULT_NETWORKS = ("bridge", "host", "none")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from . import bootstrapper_flags as F
-from .bootstrapper_mke import MkeClient, MkeError
+from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper.mke_client import MkeClient, MkeError
 
 PRODUCT = "Docker Trusted Registry"          # the documented log lines keep the DTR-era wording [I]
 SERVICES = ("rethinkdb", "registry", "garant", "api", "notary-server", "nginx", "jobrunner",

@@ -20,7 +20,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Awaitable, Callable
 
-from .httpbase import Request, Response
+from msr_lab.common.httpbase import Request, Response
 
 log = logging.getLogger("msr-lab.http")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .engine_common import EngineError, parse_ref, rfc3339, sha
-from .engine_process import Container
+from msr_lab.engine.common import EngineError, parse_ref, rfc3339, sha
+from msr_lab.engine.process import Container
 
 
 class ContainerViews:

@@ -6,15 +6,9 @@ from __future__ import annotations
 import copy
 import secrets
 
-from .cluster_health import (DATABASES, NOT_READY_TEXT, PING_SERVICES, STATE_TEXT, ClusterError, Replica,
-                             now_rfc3339, server_name)
-from .cluster_objects import IMAGE_OF, SERVICES, VOLUME_KINDS, ReplicaObjects
-from .msr import MsrApp
-
-__all__ = [  # what other modules may import from here (all of it was defined here before the split)
-    "DATABASES", "DEFAULT_STORAGE", "IMAGE_OF", "NOT_READY_TEXT", "PING_SERVICES", "SERVICES", "STATE_TEXT",
-    "VOLUME_KINDS", "Cluster", "ClusterError", "Replica", "new_replica_id", "now_rfc3339", "server_name",
-]
+from msr_lab.msr.app import MsrApp
+from msr_lab.msr.health import ClusterError, Replica
+from msr_lab.msr.objects import ReplicaObjects
 
 DEFAULT_STORAGE = {
     "s3": {"s3": {"bucket": "msr-lab", "region": "us-east-1", "regionendpoint": "", "rootdirectory": "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import time
 
-from .engine_common import NEVER, EngineError, ManifestUnknown, familiar, parse_ref, rfc3339, sha
+from msr_lab.engine.common import NEVER, EngineError, ManifestUnknown, familiar, parse_ref, rfc3339, sha
 
 # (repository regexp, tag regexp) pairs the lab's registry serves; anything else is "pull access denied"
 PULLABLE: list[tuple[str, str]] = [

@@ -14,10 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from . import nodeinit
-from .nodeclean import DEFAULT_BRIDGE, DEFAULT_PREFIX, _alive, _children, _run, leftovers, teardown  # noqa: F401
-from .sshkeys import (ensure_client_key, install_ssh_home, node_host_key,  # noqa: F401 (re-export)
-                      write_ssh_client_files)
+from msr_lab.nodes import initfiles as nodeinit
+from msr_lab.nodes.teardown import DEFAULT_BRIDGE, DEFAULT_PREFIX, _children, _run
 
 DEFAULT_HOST_CIDR = '10.77.0.1/24'
 NETNS_DIR = '/var/run/netns'

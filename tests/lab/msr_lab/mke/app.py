@@ -7,66 +7,22 @@ cannot reach their engines.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import re
 import secrets
 import time
-import weakref
+
+from msr_lab.common.httpbase import Request, Response, json_response, text_response
 
 # MKE proxies the Engine API: its filters and booleans are parsed exactly as the engine does
-from .engine_http import bool_value, parse_filters
-from .httpbase import Request, Response, json_response, text_response
+from msr_lab.engine.api import bool_value, parse_filters
+from msr_lab.mke.auth import issue_token, request_authorized
 
 MKE_VERSION = "3.7.5"
 ENGINE_VERSION = "23.0.9"
 API_VERSION = "1.41"
 _VERSION_PREFIX = re.compile(r"^/v\d+(\.\d+)?(?=/)")
-_TOKENS: "weakref.WeakKeyDictionary[object, dict[str, str]]" = weakref.WeakKeyDictionary()
 ERROR_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
-
-
-def tokens(lab) -> dict[str, str]:
-    """MKE session tokens (auth_token -> username), shared with the MSR replicas for basic auth."""
-    return _TOKENS.setdefault(lab, {})
-
-
-def issue_token(lab, username: str) -> str:
-    token = secrets.token_hex(32)
-    with lab.lock:
-        tokens(lab)[token] = username
-    return token
-
-
-def request_authorized(lab, req: Request) -> bool:
-    """An MKE bearer token, or basic auth with the admin password or a token (MKE and MSR alike)."""
-    header = req.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        with lab.lock:
-            return header[7:].strip() in tokens(lab)
-    creds = parse_basic(header)
-    return creds is not None and admin_ok(lab, *creds)
-
-
-def parse_basic(header: str | None) -> tuple[str, str] | None:
-    if not header or not header.lower().startswith("basic "):
-        return None
-    try:
-        user, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user, secret
-
-
-def admin_ok(lab, username: str, secret: str) -> bool:
-    """The admin user with its password or with a token MKE issued to it."""
-    if username != lab.config.get("mke_username", "admin"):
-        return False
-    if secrets.compare_digest(secret.encode(), str(lab.config.get("mke_password", "")).encode()):
-        return True
-    with lab.lock:
-        return tokens(lab).get(secret) == username
 
 
 def ucp_error(status: int, message: str, code: str | None = None) -> Response:

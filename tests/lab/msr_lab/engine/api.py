@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import platform
 
-from .engine_state import Container, EngineError, EngineState
-from .httpbase import Response, json_response
-from .httpserver import error_body
+from msr_lab.common.httpbase import Response, json_response
+from msr_lab.common.httpserver import error_body
+from msr_lab.engine.common import EngineError
+from msr_lab.engine.process import Container
+from msr_lab.engine.state import EngineState
 
 API_VERSION = "1.50"
 MIN_API_VERSION = "1.24"

@@ -6,9 +6,9 @@ import re
 import secrets
 from contextlib import contextmanager
 
-from . import bootstrapper_flags as F
-from .bootstrapper_run import PRODUCT, SERVICES, Run, Stopped
-from .engine_process import Killed
+from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper.run import PRODUCT, SERVICES, Run, Stopped
+from msr_lab.engine.process import Killed
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 PHASE2 = "dtr-phase2"

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import nodeinit
+from msr_lab.nodes import initfiles as nodeinit
 
 DEFAULT_PREFIX = 'msrlab'
 DEFAULT_BRIDGE = 'msrlab0'

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 
-from . import bootstrapper_flags as F
-from .bootstrapper_join import install, join
-from .bootstrapper_remove import destroy, emergency_repair, remove
-from .bootstrapper_run import Fatal, Run, Stopped
+from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper.join import install, join
+from msr_lab.bootstrapper.remove import destroy, emergency_repair, remove
+from msr_lab.bootstrapper.run import Fatal, Run, Stopped
+from msr_lab.engine.process import Killed, register_program
 
 REPOSITORIES = ("mirantis/dtr", "docker/dtr", "registry.mirantis.com/msr/dtr")
 IMAGE_SERVICES = ("api", "content-cache", "garant", "jobrunner", "nginx", "notary-server", "notary-signer",
@@ -80,26 +81,17 @@ def program(ctx) -> int:
     except Fatal as e:
         run.log("FATA", str(e))
         return 1
-    except Stopped:
+    except (Stopped, Killed):   # killed by the engine: exit code 137 is already set
         return 137
-    except BaseException as e:  # a cluster/engine refusal must still end as FATA + exit 1
-        if type(e).__name__ == "Killed":        # engine_state.Killed: exit code 137 is already set
-            return 137
-        if not isinstance(e, Exception):
-            raise
+    except Exception as e:      # a cluster/engine refusal must still end as FATA + exit 1
         run.log("FATA", f"{type(e).__name__}: {getattr(e, 'message', e)}")
         return 1
 
 
-def _register() -> None:
-    try:
-        from . import engine_state
-    except ImportError:          # the engine module may not be present (unit tests of this module alone)
-        return
-    reg = getattr(engine_state, "register_program", None)
-    if reg is not None:
-        for repo in REPOSITORIES:
-            reg(repo, program)
+def register() -> None:
+    """Make the engine run `program` for every bootstrapper image repository."""
+    for repo in REPOSITORIES:
+        register_program(repo, program)
 
 
-_register()
+register()

@@ -6,11 +6,20 @@ import json
 import platform
 import time
 
-from .engine_http import (API_VERSION, ENGINE_VERSION, GIT_COMMIT, GO_VERSION, KERNEL, MIN_API_VERSION, EngineBase,
-                          bool_value, parse_filters)
-from .engine_state import NCPU, EngineError, ManifestUnknown, familiar, meminfo_total, parse_ref, rfc3339
-from .httpbase import Request, Response
-from .httpserver import Exchange
+from msr_lab.common.httpbase import Request, Response
+from msr_lab.common.httpserver import Exchange
+from msr_lab.engine.api import (
+    API_VERSION,
+    ENGINE_VERSION,
+    GIT_COMMIT,
+    GO_VERSION,
+    KERNEL,
+    MIN_API_VERSION,
+    EngineBase,
+    bool_value,
+    parse_filters,
+)
+from msr_lab.engine.common import NCPU, EngineError, ManifestUnknown, familiar, meminfo_total, parse_ref, rfc3339
 
 
 class MiscRoutes(EngineBase):

@@ -6,10 +6,12 @@ import asyncio
 import json
 import struct
 
-from .engine_http import EngineBase, bool_value, parse_filters
-from .engine_state import Container, EngineError, EngineState, rfc3339
-from .httpbase import Request, Response
-from .httpserver import Exchange
+from msr_lab.common.httpbase import Request, Response
+from msr_lab.common.httpserver import Exchange
+from msr_lab.engine.api import EngineBase, bool_value, parse_filters
+from msr_lab.engine.common import EngineError, rfc3339
+from msr_lab.engine.process import Container
+from msr_lab.engine.state import EngineState
 
 
 def frame(stream: int, data: bytes) -> bytes:

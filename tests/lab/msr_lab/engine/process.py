@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from .engine_common import EngineError, human_duration, parse_ref
-from .engine_images import Image
-
-if TYPE_CHECKING:
-    from .engine_state import EngineState
+from msr_lab.engine.common import EngineError, human_duration, parse_ref
+from msr_lab.engine.images import Image
 
 _PROGRAMS: dict[str, Callable] = {}
 
@@ -111,7 +108,7 @@ class Container:
 class ProcessContext:
     """What a program sees: its container, argv, env, stdin and output streams."""
 
-    def __init__(self, engine: EngineState, container: Container):
+    def __init__(self, engine, container: Container):  # engine: the node's engine.state.EngineState
         self.engine = engine
         self.lab = engine.lab
         self.node = engine.node

@@ -1,9 +1,9 @@
 """`remove`, `destroy` and `emergency-repair` (msr2.md 1.1, 1.3, 1.7)."""
 from __future__ import annotations
 
-from . import bootstrapper_flags as F
-from .bootstrapper_join import _HEX12
-from .bootstrapper_run import Run
+from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper.join import _HEX12
+from msr_lab.bootstrapper.run import Run
 
 
 def _leftovers(run: Run, rid: str, node_name: str) -> list[str]:
