@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from logrus import fatal_lines
 
 NAME = "msrsys"
 SUBNET = "10.79.0.0/24"
@@ -201,8 +202,8 @@ def replica_id_from(output: str) -> str:
 
 
 def fata(r: subprocess.CompletedProcess) -> str:
-    """The FATA line of a refused bootstrapper run (asserting exit code 1 and exactly one FATA line)."""
-    lines = [line for line in r.stderr.splitlines() if line.startswith("FATA[")]
+    """The fatal message of a refused bootstrapper run (asserting exit code 1 and exactly one fatal line)."""
+    lines = fatal_lines(r.stderr)
     assert r.returncode == 1 and len(lines) == 1, f"exit {r.returncode}\n{r.stdout}{r.stderr}"
     return lines[0]
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from logrus import KV, fatal_lines, messages, records
 
 from msr_lab.bootstrapper import flags as F
 from msr_lab.bootstrapper import program as bootstrapper
@@ -104,7 +105,7 @@ def env(loop, pki):
 
 
 def infos(err):
-    return [re.sub(r"^[A-Z]{4}\[\d{4}\] ", "", line) for line in err.splitlines()]
+    return messages(err)
 
 
 def assert_in_order(lines, wanted):
@@ -133,9 +134,10 @@ def test_help_lists_commands_and_versioned_flags(env):
 
 def test_unknown_flag_and_command_fail(env):
     code, out, err = env.run(["join", "--bogus", "x"])
-    assert code == 1 and re.fullmatch(r"FATA\[0000\] flag provided but not defined: -bogus\n", err)
+    assert code == 1 and re.fullmatch(r'time="[0-9T:Z-]+" level=fatal msg="flag provided but not defined: -bogus"\n',
+                                      err)
     code, _, err = env.run(["frobnicate"])
-    assert code == 1 and "FATA[0000]" in err and "frobnicate" in err
+    assert code == 1 and "frobnicate" in fatal_lines(err)[0]
     code, _, err = env.run(["remove", "--force"], image="mirantis/dtr:2.8.5")   # 2.9-only flag
     assert code == 1 and "-force" in err
 
@@ -159,19 +161,38 @@ def test_missing_value_without_tty_fails_promptly(env):
     t0 = time.monotonic()
     code, out, err = env.run(["join", "--ucp-username", "admin"], env={})
     assert code == 1 and time.monotonic() - t0 < 5
-    assert "FATA" in err and "--ucp-url" in err and "$UCP_URL" in err and out == ""
+    assert "--ucp-url" in fatal_lines(err)[0] and "$UCP_URL" in err and out == ""
 
 
 def test_colour_only_on_tty_and_not_with_nocolor(env):
     _, _, err = env.run(["join"], env={}, tty=True)
     assert "\x1b[36mINFO\x1b[0m[0000] Beginning" in err and "\x1b[31mFATA\x1b[0m" in err
     assert "--ucp-url" in err and "$UCP_URL" in err          # -t without -i: EOF at the prompt, no wait
-    _, _, err = env.run(["join", "--nocolor"], env={}, tty=True)
-    assert "\x1b[" not in err and "FATA[0000]" in err
+    _, _, err = env.run(["join", "--nocolor"], env={}, tty=True)   # logrus without colours: key=value lines
+    assert "\x1b[" not in err and fatal_lines(err) and all(KV.match(line) for line in err.splitlines())
     _, _, err = env.run(["join"], env={"NOCOLOR": "true"}, tty=True)
     assert "\x1b[" not in err
     _, _, err = env.run(["join"], env={}, tty=True, image="docker/dtr:2.7.8")
     assert "\x1b[31mFATA\x1b[0m" in err
+
+
+def test_log_format_follows_the_tty(env):
+    """logrus: key=value lines without a TTY (how automation runs it), INFO[0003] only on a coloured TTY."""
+    rid, = env.seed(1)
+    code, _, err = env.run(["join", "--ucp-node", "worker2", "--existing-replica-id", rid] + env.ucp())
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines and all(KV.match(line) for line in lines), err
+    assert 'level=info msg="Beginning Docker Trusted Registry replica join"' in lines[0]
+    assert 'level=warning msg="You currently have an even number of replicas' in err
+    assert any(m.startswith("Replica ID is set to: ") for m in messages(err))
+    # quotes inside a message are escaped as Go's %q does
+    code, _, err = env.run(["frobnicate"])
+    assert 'msg="Unknown command \\"frobnicate\\". Run with --help' in err
+    code, _, err = env.run(["join", "--ucp-node", "worker3", "--existing-replica-id", rid] + env.ucp(), tty=True)
+    assert code == 0, err
+    assert err.startswith("\x1b[36mINFO\x1b[0m[0000] Beginning Docker Trusted Registry replica join\n")
+    assert "time=" not in err
 
 
 def test_tty_prompts_for_missing_password(env):
@@ -204,7 +225,7 @@ def test_untrusted_ca_then_insecure_tls(env):
     rid, = env.seed(1)
     code, _, err = env.run(["remove", "--replica-ids", "0000000000aa", "--existing-replica-id", rid]
                            + env.ucp(ca=False))
-    assert code == 1 and err.splitlines()[-1].endswith("x509: certificate signed by unknown authority")
+    assert code == 1 and fatal_lines(err)[-1].endswith("x509: certificate signed by unknown authority")
     code, _, err = env.run(["remove", "--replica-ids", "0000000000aa", "--existing-replica-id", rid,
                             "--ucp-insecure-tls"] + env.ucp(ca=False))
     assert code == 1 and "UCP cert validation successful" in err
@@ -305,7 +326,7 @@ def test_join_refusals_for_target_node_and_ids(env):
              (["--ucp-node", "worker3", "--replica-id", rid], "already exists")]
     for extra, text in cases:
         code, _, err = env.run(base + extra)
-        assert code == 1 and err.splitlines()[-1].startswith("FATA[") and text in err.splitlines()[-1], err
+        assert code == 1 and records(err)[-1][0] == "fatal" and text in records(err)[-1][1], err
     env.lab.nodes["worker3"].state = "down"
     code, _, err = env.run(base + ["--ucp-node", "worker3"])
     assert code == 1 and "not ready" in err.splitlines()[-1]
@@ -324,7 +345,7 @@ def test_unhealthy_cluster_refused_then_unsafe_join(env):
     code, _, err = env.run(["join", "--ucp-node", "worker4", "--existing-replica-id", r1, "--unsafe-join"]
                            + env.ucp())
     assert code == 0, err
-    assert "WARN" in err and "--unsafe-join" in err and len(env.lab.cluster.replicas) == 4
+    assert any("--unsafe-join" in m for lvl, m in records(err) if lvl == "warning") and len(env.lab.cluster.replicas) == 4
 
 
 def test_kill_at_phase_leaves_a_joining_member(env):
@@ -397,7 +418,8 @@ def test_remove_on_unreachable_node_warns_about_leftovers(env):
     env.lab.nodes["worker3"].partitioned = True
     code, _, err = env.run(["remove", "--replica-ids", r3, "--existing-replica-id", r1] + env.ucp())
     assert code == 0, err
-    assert "WARN" in err and "unreachable" in err and f"destroy --replica-id {r3}" in err
+    warned = [m for lvl, m in records(err) if lvl == "warning" and "unreachable" in m]
+    assert warned and f"destroy --replica-id {r3}" in warned[0]
     assert f"dtr-rethinkdb-{r3}" in env.names("worker3")[0]
 
 
@@ -461,7 +483,7 @@ def test_docker_cli_run_join_and_failure(env, loop, tmp_path):
         assert "Join is complete" in p.stderr and "pw" not in " ".join(base)
         p = subprocess.run(base + ["join", "--ucp-node", "manager1", "--existing-replica-id", rid] + env.ucp(),
                            env=cli_env, capture_output=True, text=True, timeout=60)
-        assert p.returncode == 1 and "FATA[" in p.stderr and "UCP manager" in p.stderr
+        assert p.returncode == 1 and "UCP manager" in fatal_lines(p.stderr)[0]
         assert env.lab.nodes["manager1"].engine.list_containers(True) == []      # --rm removed both runs
     finally:
         asyncio.run_coroutine_threadsafe(close_server(server), loop).result(5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper import logfmt
 from msr_lab.bootstrapper.join import install, join
 from msr_lab.bootstrapper.remove import destroy, emergency_repair, remove
 from msr_lab.bootstrapper.run import Fatal, Run, Stopped
@@ -31,8 +32,7 @@ HANDLERS = {"install": install, "join": join, "remove": remove, "destroy": destr
 
 
 def _fata(ctx, t0: float, msg: str, colour: bool) -> int:
-    tag = "\x1b[31mFATA\x1b[0m" if colour else "FATA"
-    ctx.write(2, f"{tag}[{int(time.monotonic() - t0):04d}] {msg}\n".encode())
+    ctx.write(2, logfmt.line("fatal", msg, time.monotonic() - t0, colour).encode())
     return 1
 
 
@@ -46,7 +46,7 @@ def program(ctx) -> int:
     argv = [str(a) for a in (ctx.argv or [])]
     env = {k: v for k, v in (ctx.env or {}).items() if v is not None}
     # Only for errors before the flags are parsed; Run decides from the parsed --nocolor/$NOCOLOR.
-    colour = bool(ctx.tty) and not any(a.lstrip("-").split("=")[0] == "nocolor" for a in argv)
+    colour = bool(ctx.tty) and not env.get("NOCOLOR") and not any(a.lstrip("-").split("=")[0] == "nocolor" for a in argv)
 
     if argv[:1] == ["phase2"]:
         # The dtr-phase2 container a join/install starts on the target node: it lives until removed [I].
@@ -79,12 +79,12 @@ def program(ctx) -> int:
     try:
         return HANDLERS[cmd.name](run)
     except Fatal as e:
-        run.log("FATA", str(e))
+        run.log("fatal", str(e))
         return 1
     except (Stopped, Killed):   # killed by the engine: exit code 137 is already set
         return 137
     except Exception as e:      # a cluster/engine refusal must still end as FATA + exit 1
-        run.log("FATA", f"{type(e).__name__}: {getattr(e, 'message', e)}")
+        run.log("fatal", f"{type(e).__name__}: {getattr(e, 'message', e)}")
         return 1
 
 

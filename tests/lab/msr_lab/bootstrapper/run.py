@@ -1,18 +1,18 @@
 """One bootstrapper run: logrus-style logging, prompts, phases (kill fault), the MKE connection.
 
-Shared by the command implementations in bootstrapper_join.py and bootstrapper_remove.py.
+Shared by the command implementations in join.py and remove.py.
 """
 from __future__ import annotations
 
 import time
 
 from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper import logfmt
 from msr_lab.bootstrapper.mke_client import MkeClient, MkeError
 
 PRODUCT = "Docker Trusted Registry"          # the documented log lines keep the DTR-era wording [I]
 SERVICES = ("rethinkdb", "registry", "garant", "api", "notary-server", "nginx", "jobrunner",
             "notary-signer", "scanningstore")  # creation order seen in join logs (msr2.md 1.6 step 8)
-_COLOURS = {"DEBU": 37, "INFO": 36, "WARN": 33, "ERRO": 31, "FATA": 31}
 
 
 class Fatal(Exception):
@@ -40,19 +40,17 @@ class Run:
 
     # ---- output -------------------------------------------------------------------------------
     def log(self, level: str, msg: str) -> None:
-        secs = int(time.monotonic() - self.t0)
-        tag = f"\x1b[{_COLOURS[level]}m{level}\x1b[0m" if self.colour else level
-        self.ctx.write(2, f"{tag}[{secs:04d}] {msg}\n".encode())
+        self.ctx.write(2, logfmt.line(level, msg, time.monotonic() - self.t0, self.colour).encode())
 
     def info(self, msg: str) -> None:
-        self.log("INFO", msg)
+        self.log("info", msg)
 
     def warn(self, msg: str) -> None:
-        self.log("WARN", msg)
+        self.log("warning", msg)
 
     def debug(self, msg: str) -> None:
         if self.opts.get("debug", False):
-            self.log("DEBU", msg)
+            self.log("debug", msg)
 
     def fatal(self, msg: str):
         raise Fatal(msg)
