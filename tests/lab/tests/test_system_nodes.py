@@ -9,7 +9,9 @@ import json
 import os
 import secrets
 import ssl
+import shutil
 import subprocess
+import tempfile
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,15 +26,43 @@ pytestmark = pytest.mark.timeout(120)
 lab = lab_fixture("--workers", "5", "--replicas", "1")
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Every directory above `path` lets other users through (not so for a checkout under /root or mktemp -d)."""
+    return all(p.stat().st_mode & 0o001 for p in path.resolve().parents)
+
+
 def test_root_required():
-    """As a non-root user msr-lab prints one clear line and exits 1 (before touching anything)."""
-    for args in (["status"], ["up", "--subnet", "10.79.0.0/24"], ["down"]):
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", MSR_LAB, *args],
-                           capture_output=True, text=True, env=lab_env(), timeout=30, cwd="/")
-        assert r.returncode == 1, r
-        assert r.stdout == ""
-        lines = r.stderr.splitlines()
-        assert len(lines) == 1 and "must run as root" in lines[0], r.stderr
+    """As a non-root user msr-lab prints one clear line and exits 1 (before touching anything).
+
+    The user must be able to reach the program: a checkout under a directory others cannot enter is
+    unreachable for them whatever msr-lab does, so the check runs a copy of the package from a directory
+    they can read, and the installed command itself when the checkout allows it.
+    """
+    import msr_lab
+    public = Path(tempfile.mkdtemp(prefix="msrlab-public-", dir="/tmp"))   # pytest's tmp_path is 0700
+    try:
+        shutil.copytree(Path(msr_lab.__file__).parent, public / "msr_lab",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for p in [public, *public.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        commands = [["/usr/bin/python3", "-m", "msr_lab.cli"]]
+        if _reachable_by_others(Path(MSR_LAB)):
+            commands.append([MSR_LAB])
+        _check_refused_as_nobody(commands, public)
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
+def _check_refused_as_nobody(commands, public):
+    for command in commands:
+        for args in (["status"], ["up", "--subnet", "10.79.0.0/24"], ["down"]):
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command, *args],
+                               capture_output=True, text=True, env=lab_env(PYTHONPATH=str(public)), timeout=30,
+                               cwd="/")
+            assert r.returncode == 1, r
+            assert r.stdout == ""
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1 and "must run as root" in lines[0], r.stderr
 
 
 def test_nodes_hostname_files_pid_namespace(lab):
