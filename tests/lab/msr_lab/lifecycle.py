@@ -54,6 +54,7 @@ def up(files: LabFiles, args) -> int:
         "join_seconds": args.join_seconds, "mke_username": "admin", "mke_password": secrets.token_urlsafe(18),
         "mke_url": f"https://{nodes[managers[0]]['addr']}", "seed_replicas": workers[:args.replicas],
         "subnet": str(net),
+        "admin_scheduling": (args.admin_scheduling == "on") if args.admin_scheduling else args.replicas > 0,
     }
     try:
         files.root.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -149,15 +149,20 @@ class SysLab:
         return json.loads(cli("fault", kind, *map(str, args)).stdout)
 
     # ---- HTTP ------------------------------------------------------------------------------------
-    def request(self, url: str, method="GET", body=None, auth=None, token=None, timeout=5, tls=None):
-        """(status, parsed JSON or text, headers). auth: 'admin' for basic auth with the MKE password."""
+    def request(self, url: str, method="GET", body=None, auth=None, token=None, timeout=5, tls=None,
+                content_type=None):
+        """(status, parsed JSON or text, headers). auth: 'admin' for basic auth with the MKE password.
+        body: JSON-encoded unless it is bytes, which go as they are (with content_type)."""
         headers = {"Host": "msr.lab"} if "/_ping" in url else {}
         if auth == "admin":
             headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{self.password}".encode()).decode()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None
-        if body is not None:
+        if isinstance(body, bytes):
+            data = body
+            headers["Content-Type"] = content_type or "application/octet-stream"
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)

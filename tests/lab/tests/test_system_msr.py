@@ -9,6 +9,7 @@ import http.client
 
 import pytest
 
+from logrus import fatal_lines
 from system_lab import fata, lab_fixture, replica_id_from, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -109,7 +110,6 @@ def test_join_refusals(lab):
                            "Invalid UCP credentials"),
         "untrusted CA": (lab.join("worker4", r1, ca=False)[0], "x509: certificate signed by unknown authority"),
         "unknown flag": (lab.join("worker4", r1, "--no-such-flag")[0], "flag provided but not defined"),
-        "target is a manager": (lab.join("manager2", r1)[0], "is a UCP manager"),
         "target runs a replica": (lab.join("worker2", r1)[0], "already runs DTR replica"),
         "unknown existing replica": (lab.join("worker4", "0123456789ab")[0],
                                      "given with --existing-replica-id is not part of this DTR cluster"),
@@ -125,13 +125,35 @@ def test_join_refusals(lab):
     assert lab.replicas() == before
 
 
+def test_mke_scheduling_setting_decides_whether_joins_run(lab):
+    """An admin turns enable_admin_ucp_scheduling off through config-toml: MKE's scheduler refuses the join
+    with the documented text (msr2.md §1.10), nothing is left on the node; on again, the fault does the same."""
+    token = lab.mke_token()
+    status, text, _ = lab.mke("/api/ucp/config-toml", token=token)
+    assert status == 200 and "enable_admin_ucp_scheduling = true" in text
+    status, body, _ = lab.mke("/api/ucp/config-toml", method="PUT", token=token, content_type="application/toml",
+                              body=text.replace("enable_admin_ucp_scheduling = true",
+                                                "enable_admin_ucp_scheduling = false").encode())
+    assert status == 200, body
+    try:
+        r, _ = lab.join("worker4")
+        assert fata(r) == ('Error response from daemon: {"message":"could not find any nodes on which the container '
+                           'could be created"}')
+        assert lab.replica_on("worker4") is None
+        assert lab.ssh("worker4", "docker ps -aq; docker volume ls -q").stdout.strip() == ""
+    finally:
+        lab.fault("admin-scheduling", "on")
+    assert "enable_admin_ucp_scheduling = true" in lab.mke("/api/ucp/config-toml", token=token)[1]
+
+
 def test_unhealthy_cluster_needs_unsafe_join(lab):
     r3 = lab.replica_on("worker3")
     lab.fault("stop-replica", r3)
     try:
         r, _ = lab.join("worker4")
-        line = fata(r)
-        assert KBASE + r3 in line and "disconnected" in line
+        first, last = fatal_lines(r.stderr)
+        assert r.returncode == 1 and KBASE + r3 in first and "disconnected" in first
+        assert last.startswith("Failed to execute phase2: Problem running container 'dtr-phase2'")
         assert lab.replica_on("worker4") is None
         r, _ = lab.join("worker4", None, "--unsafe-join")
         assert r.returncode == 0, r.stderr
@@ -165,7 +187,7 @@ def test_destroy_leaves_ghost_then_remove_fixes(lab):
     assert status == 200 and r3 in body["replica_ids"] and body["replica_health"][r3] != "OK"
     # the next join is refused with the kbase text naming the ghost
     r, _ = lab.join("worker5")
-    assert KBASE + r3 in fata(r)
+    assert r.returncode == 1 and KBASE + r3 in fatal_lines(r.stderr)[0]
     # the documented fix
     r, _ = lab.remove(r3)
     assert r.returncode == 0, r.stderr

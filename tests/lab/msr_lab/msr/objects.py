@@ -139,25 +139,20 @@ class ReplicaObjects(ClusterHealth):
                 r.state = "running"
         self._changed()
 
+    def mark_ghost(self, rid) -> None:
+        """The replica's objects are gone (destroy), its RethinkDB membership stays: a ghost."""
+        with self.lab.lock:
+            self._get(rid).state = "ghost"
+        self._changed()
+
     def ghost_replica(self, rid) -> dict:
-        """What `destroy` does: the replica's objects go, its RethinkDB membership stays."""
+        """The `ghost` fault: what a successful `destroy` leaves. Its node must be reachable, as for destroy."""
         with self.lab.lock:
             r = self._get(rid)
             out = self.delete_replica_objects(rid, r.node)
             if not out["reachable"]:
-                # destroy runs on the node itself, so a partition does not stop it
-                engine = self._engine(r.node)
-                for name in self.container_names(rid):
-                    c = engine.find_container(name) if engine else None
-                    if c is not None:
-                        engine.remove_container(c, force=True)
-                        out["containers"].append(name)
-                for name in self.volume_names(rid):
-                    if engine is not None and name in engine.volumes:
-                        engine.remove_volume(name, force=True)
-                        out["volumes"].append(name)
-            r.state = "ghost"
-        self._changed()
+                raise ClusterError(f"node {r.node} of replica {rid} is unreachable; destroy could not act on it")
+            self.mark_ghost(rid)
         return out
 
     def upgrade_replica(self, rid, version) -> None:
