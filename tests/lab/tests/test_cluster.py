@@ -221,8 +221,10 @@ def test_nfs_storage_uses_nfs_registry_volumes():
 
 @pytest.mark.parametrize("kind,driver", [("s3", "s3"), ("filesystem", "filesystem"), ("azure", "azure"),
                                          ("gcs", "gcs"), ("swift", "swift")])
-def test_default_storage(kind, driver):
+def test_seeded_storage_follows_up_storage(kind, driver):
+    """`up --storage` is the storage of the cluster `up` seeds (seed_install), not of a fresh install."""
     lab = make_lab(storage=kind)
+    seed(lab, 1)
     assert list(lab.cluster.storage) == [driver]
     assert lab.cluster.status()["storage"] == driver
     if kind == "s3":
