@@ -65,7 +65,7 @@ class Authority:
         self.key = key
 
     @classmethod
-    def new(cls, cn: str) -> Authority:
+    def new(cls, cn: str, path_length: int | None = 0) -> Authority:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(cn)
         now = _now()
@@ -75,7 +75,7 @@ class Authority:
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1))
                 .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
                 .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
                                critical=True)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

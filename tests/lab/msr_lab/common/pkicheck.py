@@ -45,17 +45,17 @@ def _spki(public_key) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+def _issued_by(child: x509.Certificate, parent: x509.Certificate, below: int) -> bool:
+    """`parent` signed `child` and may be a CA with `below` intermediate CAs under it."""
     try:
         child.verify_directly_issued_by(parent)
     except (ValueError, TypeError, InvalidSignature):
         return False
     try:
-        if not parent.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            return False
+        constraints = parent.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        pass
-    return True
+        return True
+    return constraints.ca and (constraints.path_length is None or constraints.path_length >= below)
 
 
 def _in_date(cert: x509.Certificate, now: datetime.datetime) -> bool:
@@ -81,13 +81,13 @@ def check_bundle(ca_text: str, cert_text: str, key_text: str) -> None:
                               f"{now.strftime('%Y-%m-%dT%H:%M:%SZ')} is outside "
                               f"{cert.not_valid_before_utc.strftime('%Y-%m-%dT%H:%M:%SZ')} - "
                               f"{cert.not_valid_after_utc.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-    current = leaf
+    current, below = leaf, 0          # below: intermediate CAs between `current`'s issuer and the leaf
     rest = chain[1:]
     while True:
-        if any(current == ca or _issued_by(current, ca) for ca in cas):
+        if any(current == ca or _issued_by(current, ca, below) for ca in cas):
             return
-        parent = next((c for c in rest if _issued_by(current, c)), None)
+        parent = next((c for c in rest if _issued_by(current, c, below)), None)
         if parent is None:
             raise BundleError("chain", "x509: certificate signed by unknown authority")
         rest.remove(parent)
-        current = parent
+        current, below = parent, below + 1
