@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--replicas", type=int, default=1,
                     help="MSR replicas installed at start, on the first workers (default 1; 0 = MSR not installed)")
     up.add_argument("--storage", default="s3", choices=("s3", "azure", "gcs", "swift", "filesystem", "nfs"),
-                    help="MSR image storage (default s3: shared object storage)")
+                    help="image storage of the cluster --replicas seeds (default s3: shared object storage); "
+                         "an install run later uses its own flags, local filesystem by default")
     up.add_argument("--join-seconds", type=float, default=3.0, help="how long a join takes (default 3)")
     up.add_argument("--admin-scheduling", choices=("on", "off"),
                     help="MKE's enable_admin_ucp_scheduling (default: on when --replicas > 0, as MSR's install "

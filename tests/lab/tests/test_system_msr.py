@@ -6,6 +6,7 @@ The tests of this module share one lab and run in file order: the bootstrapper t
 from __future__ import annotations
 
 import http.client
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,9 @@ def test_replica_endpoints(lab):
     assert status == 200 and body["replica_health"] == {rid: "OK"} and body["current_issues"] == []
     status, body, headers = lab.msr("worker1", "/api/v0/meta/cluster_status")
     assert status == 401 and body["errors"][0]["code"] == "NOT_AUTHENTICATED"
+    # MSR's own CA, for clients to trust: on HTTPS without auth; the plain HTTP port redirects it
+    status, body, _ = lab.msr("worker1", "/ca")
+    assert status == 200 and body == lab.msr_ca() and body != Path(lab.ca).read_text()
     # plain HTTP redirects the API to HTTPS
     conn = http.client.HTTPConnection(lab.addr("worker1"), 80, timeout=5)
     conn.request("GET", "/api/v0/meta/cluster_status")
@@ -55,7 +59,8 @@ def _pool(lab, backend="msr_https"):
 
 def test_lb_haproxy_and_nginx(lab):
     lb = lab.addr("lb1")
-    # HAProxy (TCP pass-through) reaches the replica on 443 and 80: the replica's cert, verified with the lab CA
+    # HAProxy (TCP pass-through) reaches the replica on 443 and 80: the replica's cert names the LB (the seeded
+    # cluster's external URL), verified with the cluster's MSR CA
     assert lab.request(f"https://{lb}/_ping")[:2] == (200, {"Error": "", "Healthy": True})
     assert lab.request(f"http://{lb}/_ping")[:2] == (200, {"Error": "", "Healthy": True})
     # NGINX stream proxy on 8080

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from msr_lab.common.pki import certificate_hosts
+from msr_lab.common.pkicheck import check_bundle
 from system_lab import BIN, MSR_LAB, STATE, cli, lab_env, lab_fixture
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,6 +121,13 @@ def test_inventory_groups_and_vars(lab, tmp_path):
     assert v["msr_mke_username"] == "admin"
     assert v["msr_mke_password"] == lab.password
     assert v["msr_mke_ca"] == Path(lab.ca).read_text()
+    # MSR's own CA (of the cluster `up` seeded, with the LB as its external URL), never MKE's
+    assert v["msr_ca"] == lab.msr_ca() and v["msr_ca"] != v["msr_mke_ca"]
+    assert v["msr_external_url"] == f"https://{lab.addr('lb1')}"
+    # the organisation's CA, certificate and key for an install from automation
+    hosts = lab.names("worker") + lab.names("lb")
+    assert certificate_hosts(v["msr_dtr_cert"]) == (set(hosts), {lab.addr(h) for h in hosts})
+    check_bundle(v["msr_dtr_ca"], v["msr_dtr_cert"], v["msr_dtr_key"])
     # the inventory's credentials and CA really work against MKE
     status, body, _ = lab.mke("/auth/login", method="POST",
                               body={"username": v["msr_mke_username"], "password": v["msr_mke_password"]})
@@ -212,6 +221,10 @@ def test_mke_over_https(lab):
     assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
     status, body, _ = lab.mke("/ca")
     assert status == 200 and body == Path(lab.ca).read_text()
+    # the MKE CA verifies MKE only: a replica's certificate comes from MSR's own CA
+    with pytest.raises(Exception) as exc:
+        lab.request(f"https://{lab.addr('worker1')}/_ping", tls=lab.tls)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
     status, body, _ = lab.mke("/auth/login", method="POST", body={"username": "admin", "password": "wrong"})
     assert status == 401
     assert lab.mke("/nodes")[0] == 401

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from msr_lab.bootstrapper import flags as F
 from msr_lab.bootstrapper.mke_client import MkeError
+from msr_lab.bootstrapper.install_opts import install_spec
 from msr_lab.bootstrapper.run import PRODUCT, SERVICES, Run, Stopped
 from msr_lab.engine.process import Killed
 
@@ -210,6 +211,7 @@ def join(run: Run) -> int:
 
 def install(run: Run) -> int:
     run.begin("installation")
+    spec = install_spec(run)        # storage, external URL, the given CA/cert/key: refused before any change
     http_port, https_port = run.port(F.HTTP_PORT), run.port(F.HTTPS_PORT)
     run.connect()
     nodes = run.mke_nodes()
@@ -234,6 +236,7 @@ def install(run: Run) -> int:
         run.info("Starting UCP connectivity test")
         run.info("UCP connectivity test passed")
         run.info("Creating initial CA certificates")
+        run.cluster.create(**spec.cluster_args())    # a fresh cluster: its own storage, dtrHost and MSR CA
         _objects(run, rid, target, http_port, https_port)
         run.phase("rethink")
         run.info("Establishing connection with Rethinkdb")

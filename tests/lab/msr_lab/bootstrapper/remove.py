@@ -163,7 +163,7 @@ def destroy(run: Run) -> int:
             _destroy_on(run, rid, node, found[node])
     run.phase("complete")
     run.info(f"Replica {rid} was destroyed")
-    if rid in members:
+    if rid in run.cluster.replicas:   # the last replica with data takes the cluster with it: no ghost then
         run.warn(f"The replica was destroyed without notifying the rest of the cluster. Run 'remove --replica-ids "
                  f"{rid}' with a healthy --existing-replica-id to remove it from the cluster")
     return 0
