@@ -1,5 +1,5 @@
-"""The MSR cluster: RethinkDB membership and quorum (cluster_health.py) and the per-replica runtime
-objects on the node engines (cluster_objects.py).
+"""The MSR cluster: RethinkDB membership and quorum (health.py), each replica's copy of the metadata
+(metadata.py) and the per-replica runtime objects on the node engines (objects.py).
 """
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 
 from msr_lab.msr.app import MsrApp
 from msr_lab.msr.health import ClusterError, Replica
+from msr_lab.msr.metadata import ReplicaMetadata
 from msr_lab.msr.objects import ReplicaObjects
 
 DEFAULT_STORAGE = {
@@ -27,10 +28,11 @@ def new_replica_id() -> str:
     return secrets.token_hex(6)
 
 
-class Cluster(ReplicaObjects):
+class Cluster(ReplicaMetadata, ReplicaObjects):
     def __init__(self, lab):
         self.lab = lab
         self.replicas: dict[str, Replica] = {}
+        self.init_metadata()     # before storage/settings: assigning them fills the seed of a fresh install
         kind = lab.config.get("storage", "s3")
         if kind not in DEFAULT_STORAGE:
             raise ClusterError(f"unknown storage {kind!r}")
@@ -41,7 +43,6 @@ class Cluster(ReplicaObjects):
                                "logLevel": "info", "webTLSCert": "", "replicaHTTPPort": 80, "replicaHTTPSPort": 443}
         self.nfs_url = lab.config.get("nfs_url", "nfs://nfs.msr-lab.invalid/msr") if self.nfs else ""
         self._apps: dict[str, object] = {}
-        self.repositories: list[str] = []    # what /v2/_catalog lists
 
     def replica_on(self, node_name: str) -> Replica | None:
         with self.lab.lock:
@@ -63,7 +64,10 @@ class Cluster(ReplicaObjects):
 
     def mark_running(self, rid) -> None:
         with self.lab.lock:
-            self._get(rid).state = "running"
+            r = self._get(rid)
+            if r.state == "joining":
+                self.receive_metadata(rid)
+            r.state = "running"
             nginx = self._container(rid, "nginx")
             if nginx is not None and nginx.health == "starting":
                 self._engine(self.replicas[rid].node).set_health(nginx, "healthy")
@@ -74,6 +78,7 @@ class Cluster(ReplicaObjects):
             self._get(rid)
             del self.replicas[rid]
             self._apps.pop(rid, None)
+            self.drop_metadata(rid)
         self._changed()
 
     def emergency_repair(self, keep_rid, force=False) -> dict:
@@ -86,6 +91,7 @@ class Cluster(ReplicaObjects):
             for rid in [x for x in self.replicas if x != keep_rid]:
                 r = self.replicas.pop(rid)
                 self._apps.pop(rid, None)
+                self.drop_metadata(rid)
                 res = self.delete_replica_objects(rid, r.node, volumes=force)
                 (out["removed"] if res["reachable"] else out["unreachable"]).append(rid)
             keep.state = "running"
@@ -129,7 +135,8 @@ class Cluster(ReplicaObjects):
                 healthy, error = self.ping(rid)
                 reps.append({"id": rid, "node": r.node, "version": r.version, "state": self.state_of(rid),
                              "health": health[rid], "ping": "OK" if healthy else error,
-                             "http_port": r.http_port, "https_port": r.https_port})
+                             "http_port": r.http_port, "https_port": r.https_port,
+                             "metadata": self.metadata_summary(rid)})
             voters = self._voters()
             ok = sum(1 for rid in voters if health[rid] == "OK")
             quorum = self.has_quorum()
