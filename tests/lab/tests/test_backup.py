@@ -112,12 +112,16 @@ def test_backup_from_a_replica_that_missed_writes_holds_them_once_it_is_back(env
     assert len(open_tar(out)[f"{ROOT}/rethink/dtr2/repositories.json"]) == 2
 
 
-@pytest.mark.parametrize("case", ["missing", "unknown", "stopped", "partitioned", "joining", "quorum"])
+@pytest.mark.parametrize("case", ["missing", "unknown", "stopped", "partitioned", "joining", "quorum", "version"])
 def test_backup_refusals(env, case):
     rids = env.seed(3)
     cluster = env.lab.cluster
     args = ["backup", *env.ucp(), f"--existing-replica-id={rids[0]}"]
-    if case == "missing":
+    image = IMAGE
+    if case == "version":
+        image = "mirantis/dtr:2.9.15"
+        want = "This DTR cluster runs version 2.9.16; back it up with the bootstrapper of the same version, not 2.9.15"
+    elif case == "missing":
         args = args[:-1]
         want = "Missing required value for --existing-replica-id"
     elif case == "unknown":
@@ -135,12 +139,12 @@ def test_backup_refusals(env, case):
         cluster.create_replica_objects("0000000000aa", "worker4", "2.9.16")
         args[-1] = "--existing-replica-id=0000000000aa"
         want = "The replica 0000000000aa given with --existing-replica-id is not healthy: Replica is not ready"
-    else:
+    elif case == "quorum":
         cluster.stop_replica(rids[1])
         cluster.stop_replica(rids[2])
         want = ('Failed to read the DTR database: gorethink: Cannot perform read: primary replica for shard '
                 '["", +inf) not available in: r.DB("dtr2").Table("repositories") (the cluster has lost quorum')
-    code, out, err = run_raw(env, args)
+    code, out, err = run_raw(env, args, image=image)
     assert code == 1 and out == b""
     lines = fatal_lines(err)
     assert len(lines) == 1 and lines[0].startswith(want), lines

@@ -82,6 +82,10 @@ def _check_existing(run: Run, existing: str) -> None:
     if not run.cluster.replica_ok(existing):
         run.fatal(f"The replica {existing} given with --existing-replica-id is not healthy: "
                   f"{run.cluster.health().get(existing, 'unknown')}. Choose a healthy replica")
+    version = members[existing].version
+    if version != run.version:    # restore needs the version of the backup, so the backup records it [I]
+        run.fatal(f"This DTR cluster runs version {version}; back it up with the bootstrapper of the same "
+                  f"version, not {run.version}")
 
 
 def backup(run: Run) -> int:

@@ -38,7 +38,7 @@ class ReplicaMetadata(ClusterHealth):
         self.seq = 0
         # What a fresh install starts from (`up` config); `storage`/`settings` assignments update it.
         self.seed = {"repositories": {}, "settings": {}, "storage": {}}
-        self.lab.on_change(self.backfill)
+        self.lab.on_change(self._on_lab_change)
 
     # ---------------------------------------------------------------- copies and where they live
 
@@ -81,6 +81,10 @@ class ReplicaMetadata(ClusterHealth):
                     mine = self.copy_of(rid)
                     if mine is None or mine.seq < newest.seq:
                         self._store(rid, newest.seq, newest.data)
+
+    def _on_lab_change(self) -> None:
+        if self.lab.cluster is self:     # a cluster the lab replaced must not keep acting
+            self.backfill()
 
     def authoritative(self) -> dict:
         """What the cluster holds as a whole: the majority side's newest copy, else any newest copy,
