@@ -148,9 +148,11 @@ class MsrApp(RepositoryRoutes):
                 return err
             for key in ("replicaID", "version"):  # read-only, as in MSR
                 body.pop(key, None)
-            settings = self.cluster.write_metadata(self.rid, lambda data: data["settings"].update(body)
-                                                   or data["settings"])
-            doc = self.settings_doc(settings)
+
+            def update(data: dict) -> dict:
+                data["settings"].update(body)
+                return data["settings"]
+            doc = self.settings_doc(self.cluster.write_metadata(self.rid, update))
         self.lab.changed()
         return json_response(200, doc)
 
