@@ -29,7 +29,8 @@ SERVICE_IMAGE = "mirantis/dtr-nginx:2.9.16"
 
 def echo_program(ctx) -> int:
     """Test program. argv: words echoed to stdout, then options:
-    --env NAME (stderr 'NAME=set|unset'), --stdin (echo stdin lines as 'in: ...'),
+    --env NAME (stderr 'NAME=set|unset'), --stdin (echo stdin lines as 'in: ...'), --cat (stdin to stdout,
+    byte for byte, without the words line),
     --sleep S (killable), --lines N (N numbered stdout lines), --exit N (exit code)."""
     argv = list(ctx.argv)
     words = []
@@ -41,19 +42,23 @@ def echo_program(ctx) -> int:
         if a in ("--env", "--sleep", "--lines", "--exit") and i + 1 < len(argv):
             actions.append((a, argv[i + 1]))
             i += 2
-        elif a == "--stdin":
+        elif a in ("--stdin", "--cat"):
             actions.append((a, None))
             i += 1
         else:
             words.append(a)
             i += 1
-    ctx.write(1, (" ".join(words) + "\n").encode())
+    if ("--cat", None) not in actions:
+        ctx.write(1, (" ".join(words) + "\n").encode())
     for a, v in actions:
         if a == "--env":
             ctx.write(2, f"{v}={'set' if v in ctx.env else 'unset'}\n".encode())
         elif a == "--stdin":
             while (line := ctx.read_stdin_line()) is not None:
                 ctx.write(1, b"in: " + line)
+        elif a == "--cat":
+            while (chunk := ctx.read_stdin()) is not None:
+                ctx.write(1, chunk)
         elif a == "--lines":
             for n in range(int(v)):
                 ctx.write(1, f"line {n}\n".encode())

@@ -122,10 +122,12 @@ COMMANDS = {c.name: c for c in [
     Command("emergency-repair", "Recover DTR from loss of quorum",
             tuple(_COMMON + _UCP + [EXISTING, REPAIR_FORCE, OVERLAY])),
     Command("images", "List all the images necessary to install DTR", tuple(_COMMON)),
+    # backup writes the tar on stdout; restore reads it on stdin and takes install's flags that apply [I].
+    Command("backup", "Create a backup of DTR", tuple(_COMMON + _UCP + [EXISTING])),
+    Command("restore", "Install and restore DTR from an existing backup",
+            tuple(_COMMON + _UCP + [UCP_NODE, INSTALL_ID, HTTP_PORT, HTTPS_PORT])),
     # Real commands the lab does not emulate: listed in help, refused when run.
     Command("reconfigure", "Change DTR configurations", tuple(_COMMON + _UCP), emulated=False),
-    Command("restore", "Install and restore DTR from an existing backup", tuple(_COMMON + _UCP), emulated=False),
-    Command("backup", "Create a backup of DTR", tuple(_COMMON + _UCP), emulated=False),
     Command("upgrade", "Upgrade DTR 2.x cluster to this version", tuple(_COMMON + _UCP), emulated=False),
 ]}
 

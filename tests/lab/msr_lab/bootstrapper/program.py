@@ -9,6 +9,7 @@ import time
 
 from msr_lab.bootstrapper import flags as F
 from msr_lab.bootstrapper import logfmt
+from msr_lab.bootstrapper.backup import backup, restore
 from msr_lab.bootstrapper.join import install, join
 from msr_lab.bootstrapper.remove import destroy, emergency_repair, remove
 from msr_lab.bootstrapper.run import Fatal, Run, Stopped
@@ -28,7 +29,7 @@ def images(run: Run) -> int:
 
 
 HANDLERS = {"install": install, "join": join, "remove": remove, "destroy": destroy,
-            "emergency-repair": emergency_repair, "images": images}
+            "emergency-repair": emergency_repair, "images": images, "backup": backup, "restore": restore}
 
 
 def _fata(ctx, t0: float, msg: str, colour: bool) -> int:

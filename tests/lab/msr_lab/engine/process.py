@@ -25,6 +25,12 @@ def program_for(image_ref: str) -> Callable | None:
     return _PROGRAMS.get(parse_ref(image_ref)[0])
 
 
+# The daemon's built-in log drivers; "none" keeps no log at all (`docker logs` refuses, attach still streams).
+LOG_DRIVERS = ("awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "logentries", "none",
+               "splunk", "syslog")
+LOGS_NOT_READABLE = "configured logging driver does not support reading"   # moby's ErrReadLogsNotSupported
+
+
 SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15,
            "CONT": 18, "STOP": 19, "WINCH": 28}
 IGNORED_SIGNALS = {18, 28}  # CONT and WINCH are proxied by the CLI; a process survives them
@@ -66,6 +72,7 @@ class Container:
         self.open_stdin = bool(body.get("OpenStdin"))
         self.stdin_once = bool(body.get("StdinOnce"))
         self.auto_remove = bool(hc.get("AutoRemove"))
+        self.log_driver = (hc.get("LogConfig") or {}).get("Type") or "json-file"
         self.created = time.time()
         self.status = "created"
         self.exit_code = 0

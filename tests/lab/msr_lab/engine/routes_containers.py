@@ -10,7 +10,7 @@ from msr_lab.common.httpbase import Request, Response
 from msr_lab.common.httpserver import Exchange
 from msr_lab.engine.api import EngineBase, bool_value, parse_filters
 from msr_lab.engine.common import EngineError, rfc3339
-from msr_lab.engine.process import Container
+from msr_lab.engine.process import LOGS_NOT_READABLE, Container
 from msr_lab.engine.state import EngineState
 
 
@@ -149,6 +149,8 @@ class ContainerRoutes(EngineBase):
         streams = {s for s, name in ((1, "stdout"), (2, "stderr")) if bool_value(req.arg(name))}
         if not streams:
             raise EngineError(400, "Bad parameters: you must choose at least one stream")
+        if c.log_driver == "none":
+            raise EngineError(501, LOGS_NOT_READABLE)
         follow = bool_value(req.arg("follow"))
         timestamps = bool_value(req.arg("timestamps"))
         since = float(req.arg("since") or 0)

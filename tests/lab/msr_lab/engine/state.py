@@ -23,7 +23,15 @@ from typing import Callable
 from msr_lab.engine.common import EngineError
 from msr_lab.engine.images import Image, ImageStore
 from msr_lab.engine.objects import Network, ObjectStore, Volume
-from msr_lab.engine.process import IGNORED_SIGNALS, Container, Killed, ProcessContext, program_for, signal_number
+from msr_lab.engine.process import (
+    IGNORED_SIGNALS,
+    LOG_DRIVERS,
+    Container,
+    Killed,
+    ProcessContext,
+    program_for,
+    signal_number,
+)
 from msr_lab.engine.views import ContainerViews
 
 
@@ -97,6 +105,9 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         if name and not re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", name):
             raise EngineError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
                                    "are allowed")
+        driver = ((body.get("HostConfig") or {}).get("LogConfig") or {}).get("Type") or "json-file"
+        if driver not in LOG_DRIVERS:
+            raise EngineError(400, f"logger: no log driver named '{driver}' is registered")
         with self.lab.lock:
             img = self.find_image(ref)
             if img is None:

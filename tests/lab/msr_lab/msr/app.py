@@ -10,6 +10,7 @@ import secrets
 
 from msr_lab.common.httpbase import Request, Response, json_response, text_response
 from msr_lab.mke.auth import request_authorized
+from msr_lab.msr.repositories import RepositoryRoutes
 
 STORAGE_DRIVERS = ("filesystem", "s3", "azure", "gcs", "swift", "oss", "inmemory")
 STORAGE_EXTRAS = ("delete", "maintenance", "redirect", "cache")
@@ -25,7 +26,9 @@ def msr_error(status: int, code: str, message: str, headers=None) -> Response:
     return json_response(status, {"errors": [{"code": code, "message": message}]}, headers)
 
 
-class MsrApp:
+class MsrApp(RepositoryRoutes):
+    msr_error = staticmethod(msr_error)
+
     def __init__(self, lab, rid: str):
         self.lab = lab
         self.rid = rid
@@ -82,6 +85,8 @@ class MsrApp:
                 return self.get_storage()
             if method == "PUT":
                 return self.put_storage(req)
+        if path == "/api/v0/repositories" or path.startswith("/api/v0/repositories/"):
+            return self.repositories(req, method, path[len("/api/v0/repositories"):])
         return msr_error(404, "NOT_FOUND", f"no such endpoint: {req.method} {path}")
 
     # ---------------------------------------------------------------- auth and database access
@@ -111,9 +116,9 @@ class MsrApp:
                 return msr_error(500, "UNKNOWN", "rethinkdb: no connection to the local database server")
             return json_response(200, self.cluster.cluster_status(self.rid))
 
-    def settings_doc(self) -> dict:
+    def settings_doc(self, settings: dict) -> dict:
         r = self.cluster.replicas[self.rid]
-        doc = copy.deepcopy(self.cluster.settings)
+        doc = copy.deepcopy(settings)
         doc.update({"replicaID": self.rid, "dtrHost": self.dtr_host(), "replicaHTTPPort": r.http_port,
                     "replicaHTTPSPort": r.https_port, "version": r.version,
                     "nfsHost": self.cluster.nfs_url if self.cluster.nfs else ""})
@@ -125,7 +130,7 @@ class MsrApp:
     def get_settings(self) -> Response:
         with self.lab.lock:
             err = self.db_error(False, "properties")
-            return err or json_response(200, self.settings_doc())
+            return err or json_response(200, self.settings_doc(self.cluster.read_metadata(self.rid)["settings"]))
 
     def post_settings(self, req: Request) -> Response:
         try:
@@ -140,15 +145,18 @@ class MsrApp:
                 return err
             for key in ("replicaID", "version"):  # read-only, as in MSR
                 body.pop(key, None)
-            self.cluster.settings.update(body)
-            doc = self.settings_doc()
+
+            def update(data: dict) -> dict:
+                data["settings"].update(body)
+                return data["settings"]
+            doc = self.settings_doc(self.cluster.write_metadata(self.rid, update))
         self.lab.changed()
         return json_response(200, doc)
 
     def get_storage(self) -> Response:
         with self.lab.lock:
             err = self.db_error(False, "properties")
-            return err or json_response(200, {"storage": copy.deepcopy(self.cluster.storage)})
+            return err or json_response(200, {"storage": self.cluster.read_metadata(self.rid)["storage"]})
 
     def put_storage(self, req: Request) -> Response:
         try:
@@ -174,7 +182,7 @@ class MsrApp:
             err = self.db_error(True, "properties")
             if err:
                 return err
-            self.cluster.storage = copy.deepcopy(storage)
+            self.cluster.write_metadata(self.rid, lambda data: data.update(storage=copy.deepcopy(storage)))
             doc = {"storage": copy.deepcopy(storage)}
         self.lab.changed()
         return json_response(202, doc)
@@ -187,12 +195,11 @@ class MsrApp:
                             f'Bearer realm="https://{host}/auth/token",service="{host}"'))
             return json_response(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required",
                                                    "detail": None}]}, headers)
-        err = self.db_error(False, "repositories")
-        if err:
-            err.headers.extend(headers)
-            return err
-        if path == "/v2/_catalog":
-            with self.lab.lock:
-                repos = sorted(self.cluster.repositories)
-            return json_response(200, {"repositories": repos}, headers)
+        with self.lab.lock:
+            err = self.db_error(False, "repositories")
+            if err:
+                err.headers.extend(headers)
+                return err
+            if path == "/v2/_catalog":
+                return json_response(200, {"repositories": self.catalog()}, headers)
         return json_response(200, {}, headers)

@@ -1,5 +1,6 @@
 """The MSR cluster: what `install` creates for the whole cluster (storage, dtrHost, MSR's CA), the
-membership changes on top of the per-replica runtime objects (objects.py) and health (health.py).
+membership changes on top of each replica's copy of the metadata (metadata.py), the per-replica runtime
+objects (objects.py) and health (health.py).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 from msr_lab.msr.app import MsrApp
 from msr_lab.msr.health import ClusterError, Replica
+from msr_lab.msr.metadata import ReplicaMetadata
 from msr_lab.msr.objects import ReplicaObjects
 from msr_lab.msr.tls import ClusterTLS
 
@@ -30,12 +32,12 @@ def new_replica_id() -> str:
     return secrets.token_hex(6)
 
 
-class Cluster(ReplicaObjects):
+class Cluster(ReplicaMetadata, ReplicaObjects):
     def __init__(self, lab):
         self.lab = lab
         self.replicas: dict[str, Replica] = {}
         self._apps: dict[str, object] = {}
-        self.repositories: list[str] = []    # what /v2/_catalog lists
+        self.init_metadata()     # before storage/settings: assigning them fills the seed of a fresh install
         self._blank()
 
     def _blank(self) -> None:
@@ -68,9 +70,21 @@ class Cluster(ReplicaObjects):
             self.storage_volume = "" if self.nfs else storage_volume
             self.storage = copy.deepcopy(DEFAULT_STORAGE[storage])
             self.external_url = external_url
-            self.tls = ClusterTLS(tls)
-            self.repositories = []
+            self.tls = tls if isinstance(tls, ClusterTLS) else ClusterTLS(tls)
         self._changed()
+
+    def install_state(self) -> dict:
+        """What `install` set up for the whole cluster, as a backup keeps it (the CA with its key)."""
+        with self.lab.lock:
+            return {"external_url": self.external_url, "nfs_url": self.nfs_url if self.nfs else "",
+                    "storage_volume": self.storage_volume, "tls": self.tls.state() if self.tls else None}
+
+    def create_from(self, state: dict) -> None:
+        """`restore`: the cluster a backup describes (its storage kind, dtrHost and MSR CA)."""
+        tls = ClusterTLS.from_state(state["tls"]) if state.get("tls") else None
+        self.create(storage="nfs" if state.get("nfs_url") else "filesystem", nfs_url=state.get("nfs_url", ""),
+                    storage_volume=state.get("storage_volume", ""), external_url=state.get("external_url", ""),
+                    tls=tls)
 
     def _seed_spec(self) -> dict:
         """The cluster `up` seeds: the storage of `up --storage`, the LB as dtrHost, a generated CA."""
@@ -83,7 +97,7 @@ class Cluster(ReplicaObjects):
         with self.lab.lock:
             self.replicas.clear()
             self._apps.clear()
-            self.repositories = []
+            self.copies.clear()
             self._blank()
         self._changed()
 
@@ -109,7 +123,10 @@ class Cluster(ReplicaObjects):
 
     def mark_running(self, rid) -> None:
         with self.lab.lock:
-            self._get(rid).state = "running"
+            r = self._get(rid)
+            if r.state == "joining":
+                self.receive_metadata(rid)
+            r.state = "running"
             nginx = self._container(rid, "nginx")
             if nginx is not None and nginx.health == "starting":
                 self._engine(self.replicas[rid].node).set_health(nginx, "healthy")
@@ -121,6 +138,7 @@ class Cluster(ReplicaObjects):
             del self.replicas[rid]
             self._apps.pop(rid, None)
             self.tls.forget(rid)
+            self.drop_metadata(rid)
         self._changed()
 
     def emergency_repair(self, keep_rid, force=False) -> dict:
@@ -133,6 +151,7 @@ class Cluster(ReplicaObjects):
             for rid in [x for x in self.replicas if x != keep_rid]:
                 r = self.replicas.pop(rid)
                 self._apps.pop(rid, None)
+                self.drop_metadata(rid)
                 res = self.delete_replica_objects(rid, r.node, volumes=force)
                 (out["removed"] if res["reachable"] else out["unreachable"]).append(rid)
             keep.state = "running"
@@ -207,7 +226,8 @@ class Cluster(ReplicaObjects):
                 healthy, error = self.ping(rid)
                 reps.append({"id": rid, "node": r.node, "version": r.version, "state": self.state_of(rid),
                              "health": health[rid], "ping": "OK" if healthy else error,
-                             "http_port": r.http_port, "https_port": r.https_port})
+                             "http_port": r.http_port, "https_port": r.https_port,
+                             "metadata": self.metadata_summary(rid)})
             voters = self._voters()
             ok = sum(1 for rid in voters if health[rid] == "OK")
             quorum = self.has_quorum()

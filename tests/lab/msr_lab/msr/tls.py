@@ -15,10 +15,11 @@ from msr_lab.common.pki import Authority, server_context
 
 
 class ClusterTLS:
-    def __init__(self, given: tuple[str, str, str] | None = None):
-        """given: (CA, certificate chain, key) PEM texts, already checked by the bootstrapper."""
+    def __init__(self, given: tuple[str, str, str] | None = None, authority: Authority | None = None):
+        """given: (CA, certificate chain, key) PEM texts, already checked by the bootstrapper; authority: a
+        generated CA to keep (restore); neither: generate one."""
         self.given = given
-        self.authority = None if given else Authority.new(f"MSR CA {secrets.token_hex(4)}")
+        self.authority = None if given else (authority or Authority.new(f"MSR CA {secrets.token_hex(4)}"))
         self._issued: dict[str, tuple[tuple, str, str]] = {}     # rid -> (hosts, cert, key)
         self._contexts: dict[str, tuple[str, ssl.SSLContext]] = {}
 
@@ -53,6 +54,18 @@ class ClusterTLS:
         if cached is None or cached[0] != cert:
             cached = self._contexts[rid] = (cert, server_context(cert, key))
         return cached[1]
+
+    def state(self) -> dict:
+        """What a backup keeps of it ("certificates and keys", msr2.md §1.11)."""
+        if self.given:
+            return {"given": list(self.given)}
+        return {"ca": self.authority.cert_pem, "ca_key": self.authority.key_pem}
+
+    @classmethod
+    def from_state(cls, state: dict) -> ClusterTLS:
+        if state.get("given"):
+            return cls(tuple(state["given"]))
+        return cls(authority=Authority.load(state["ca"], state["ca_key"]))
 
     def forget(self, rid: str) -> None:
         self._issued.pop(rid, None)
