@@ -49,6 +49,7 @@ class Env:
         self.lab, self.url, self.ca = lab, url, ca
 
     def seed(self, n, version="2.9.16"):
+        """n replicas, past their (short) start period and reported."""
         rids = [f"{i + 1:012x}" for i in range(n)]
         for i, rid in enumerate(rids):
             if i == 0:
@@ -57,6 +58,11 @@ class Env:
                 self.lab.cluster.add_member(rid, f"worker{i + 1}", version)
                 self.lab.cluster.create_replica_objects(rid, f"worker{i + 1}", version)
                 self.lab.cluster.mark_running(rid)
+        deadline = time.monotonic() + 5
+        while not all(self.lab.cluster.replica_started(r) for r in rids):
+            assert time.monotonic() < deadline, "the seeded replicas did not start"
+            time.sleep(0.01)
+        self.lab.cluster.reports.tick(self.lab.now())
         return rids
 
     def ucp(self, ca=True):
@@ -86,8 +92,10 @@ class Env:
 
 @pytest.fixture
 def env(loop, pki):
+    # short start periods; MKE shows an unreachable node down at once (heartbeats have their own tests)
     lab = Lab({"storage": "filesystem", "mke_username": "admin", "mke_password": "pw",
-               "msr_image": "mirantis/dtr", "msr_version": "2.9.16", "ca_pem": pki.ca_pem})
+               "msr_image": "mirantis/dtr", "msr_version": "2.9.16", "ca_pem": pki.ca_pem,
+               "starting_seconds": 0.05, "health_period": 0.05, "heartbeat_seconds": 0})
     for name, role in [("manager1", "manager"), ("lb1", "lb")] + [(f"worker{i}", "worker") for i in range(1, 5)]:
         node = lab.nodes[name] = Node(name=name, role=role, addr="127.0.0.1")
         if node.in_mke:

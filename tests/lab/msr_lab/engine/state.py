@@ -110,7 +110,9 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                                            "container to be able to reuse that name.")
             else:
                 name = self._new_name()
+            self._require_up()
             c = Container(secrets.token_hex(32), name, body, img, self.node)
+            c.clock = self.lab.now
             hc = c.host_config
             for bind in hc.get("Binds") or []:
                 src, _, rest = bind.partition(":")
@@ -144,6 +146,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                 raise EngineError(404, f"No such container: {c.id}")
             if c.running:
                 return False
+            self._require_up()
             nets = self.container_networks(c)
             missing = [n for n in nets if self._find_network(n) is None]
             if missing:
@@ -164,8 +167,10 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                 if c.exit_count:  # a restart gets a fresh stdin; the first start keeps what came early
                     c.stdin_eof = False
                     c.stdin.clear()
+                c.manually_stopped = False
                 if c.health_on_start is not None:
                     c.health = c.health_on_start
+                c.ready_at = self.lab.now() + c.start_period if c.start_period > 0 else None
                 program = program_for(c.image)
                 if program is not None:
                     ctx = c.ctx = ProcessContext(self, c)
@@ -229,6 +234,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                 raise EngineError(409, f"cannot kill container: {c.name}: container {c.id} is not running")
             if num in IGNORED_SIGNALS:
                 return
+            c.manually_stopped = True
             self._terminate(c, 128 + num)
         self.lab.changed()
 
@@ -254,6 +260,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         with self.lab.lock:
             if not c.running:
                 return False
+            c.manually_stopped = True
             self._terminate(c, 143 if c.ctx is not None else 0)
         self.lab.changed()
         return True
@@ -266,6 +273,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         with self.lab.lock:
             if c.removed:
                 raise EngineError(404, f"No such container: {c.id}")
+            self._require_up()
             if c.running:
                 if not force:
                     raise EngineError(409, f'cannot remove container "/{c.name}": container is running: '
@@ -308,10 +316,11 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
 
     def run_service(self, name: str, image: str, labels: dict, env=(), health: str | None = "healthy",
                     volumes: dict[str, str] | None = None, network: str | None = None,
-                    ports: dict[int, int] | None = None) -> Container:
+                    ports: dict[int, int] | None = None, start_period: float = 0.0) -> Container:
         """Create and start a long-running container without program (a dtr-* service).
         ``volumes`` maps volume name -> mount path; ``network`` is its NetworkMode; ``ports`` maps
-        container port -> published host port (tcp)."""
+        container port -> published host port (tcp); ``start_period``: seconds of `starting` health
+        after each start (its healthcheck's start period)."""
         with self.lab.lock:
             if self.find_image(image) is None:
                 self.pull(image)
@@ -326,6 +335,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
             c = self.create_container(name, body)
             c.health = health
             c.health_on_start = health
+            c.start_period = start_period
             self.start_container(c)
             return c
 
@@ -335,3 +345,38 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
             c.health_on_start = health
             self._notify(c)
         self.lab.changed()
+
+    def hold_health(self, c: Container, hold: bool) -> None:
+        """Keep a healthy container at `starting` (hold) until released; its start period still applies."""
+        with self.lab.lock:
+            c.health_hold = hold
+            self._notify(c)
+        self.lab.changed()
+
+    # ---- the engine process itself (fault: engine down)
+    def _require_up(self) -> None:
+        if self.node.engine_down:
+            raise EngineError(500, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+                                   "Is the docker daemon running?")
+
+    def shut_down(self) -> None:
+        """dockerd stops: every container stops (not by hand, so restart policies still apply later)."""
+        with self.lab.lock:
+            self.node.engine_down = True
+            for c in list(self.containers.values()):
+                if c.running:
+                    self._terminate(c, 143 if c.ctx is not None else 0)
+        self.lab.changed()
+
+    def boot(self) -> list[str]:
+        """dockerd starts again and restarts the containers their restart policy names; returns their names."""
+        with self.lab.lock:
+            self.node.engine_down = False
+            self.started = time.time()
+            restarted = []
+            for c in list(self.containers.values()):
+                if c.restart_on_boot:
+                    self.start_container(c)
+                    restarted.append(c.name)
+        self.lab.changed()
+        return restarted

@@ -5,6 +5,7 @@ cut off in a minority sees the others as unreachable and cannot read or write th
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 
@@ -39,7 +40,19 @@ class MsrApp:
     async def __call__(self, req: Request) -> Response:
         self.requests += 1
         self.accepted += 1
+        if req.path == "/_ping" and req.method in ("GET", "HEAD"):
+            await self.ping_fault()
         return self.handle(req)
+
+    async def ping_fault(self) -> None:
+        """A slow or hanging /_ping (fault): wait before answering, or until the hang is cleared."""
+        r = self.cluster.replicas.get(self.rid)
+        if r is None:
+            return
+        if r.ping_delay_ms:
+            await asyncio.sleep(r.ping_delay_ms / 1000)
+        while r.ping_hang and self.cluster.replicas.get(self.rid) is r:
+            await asyncio.sleep(0.05)
 
     def handle(self, req: Request) -> Response:
         path = req.path

@@ -9,6 +9,7 @@ import secrets
 from msr_lab.msr.app import MsrApp
 from msr_lab.msr.health import ClusterError, Replica
 from msr_lab.msr.objects import ReplicaObjects
+from msr_lab.msr.reports import HealthReports
 
 DEFAULT_STORAGE = {
     "s3": {"s3": {"bucket": "msr-lab", "region": "us-east-1", "regionendpoint": "", "rootdirectory": "",
@@ -42,6 +43,7 @@ class Cluster(ReplicaObjects):
         self.nfs_url = lab.config.get("nfs_url", "nfs://nfs.msr-lab.invalid/msr") if self.nfs else ""
         self._apps: dict[str, object] = {}
         self.repositories: list[str] = []    # what /v2/_catalog lists
+        self.reports = HealthReports(self)   # the replica_health cache of cluster_status
 
     def replica_on(self, node_name: str) -> Replica | None:
         with self.lab.lock:
@@ -58,6 +60,7 @@ class Cluster(ReplicaObjects):
                 raise ClusterError(f"no node {node!r}")
             r = Replica(rid, node, version, "joining", int(http_port), int(https_port), repo or self._repo())
             self.replicas[rid] = r
+            self.reports.added(rid)
         self._changed()
         return r
 
@@ -65,8 +68,8 @@ class Cluster(ReplicaObjects):
         with self.lab.lock:
             self._get(rid).state = "running"
             nginx = self._container(rid, "nginx")
-            if nginx is not None and nginx.health == "starting":
-                self._engine(self.replicas[rid].node).set_health(nginx, "healthy")
+            if nginx is not None and nginx.health_hold:   # its own start period still applies
+                self._engine(self.replicas[rid].node).hold_health(nginx, False)
         self._changed()
 
     def remove_member(self, rid) -> None:
@@ -74,6 +77,7 @@ class Cluster(ReplicaObjects):
             self._get(rid)
             del self.replicas[rid]
             self._apps.pop(rid, None)
+            self.reports.removed(rid)
         self._changed()
 
     def emergency_repair(self, keep_rid, force=False) -> dict:
@@ -86,6 +90,7 @@ class Cluster(ReplicaObjects):
             for rid in [x for x in self.replicas if x != keep_rid]:
                 r = self.replicas.pop(rid)
                 self._apps.pop(rid, None)
+                self.reports.removed(rid)
                 res = self.delete_replica_objects(rid, r.node, volumes=force)
                 (out["removed"] if res["reachable"] else out["unreachable"]).append(rid)
             keep.state = "running"
@@ -117,18 +122,31 @@ class Cluster(ReplicaObjects):
                     out.append((r.node, r.https_port, True, app))
             return out
 
+    def replica_faults(self, rid) -> dict:
+        r = self.replicas[rid]
+        out = {"ping_delay_ms": r.ping_delay_ms, "ping_hang": r.ping_hang, "reports_frozen": r.reports_frozen}
+        return {k: v for k, v in out.items() if v}
+
     def storage_driver(self) -> str:
         keys = [k for k in self.storage if k not in ("delete", "maintenance", "redirect", "cache")]
         return ("nfs" if self.nfs and keys == ["filesystem"] else keys[0]) if keys else ""
 
     def status(self) -> dict:
+        """`health` is the live RethinkDB view; `reported` is what cluster_status shows (the cache)."""
         with self.lab.lock:
             health = self.health()
+            now = self.lab.now()
+            reported, stamps = self.reports.view(None, now)
             reps = []
             for rid, r in self.replicas.items():
                 healthy, error = self.ping(rid)
+                age = self.reports.age(rid, now)
                 reps.append({"id": rid, "node": r.node, "version": r.version, "state": self.state_of(rid),
                              "health": health[rid], "ping": "OK" if healthy else error,
+                             "reported": reported[rid], "reported_at": stamps[rid],
+                             "reported_age": None if age is None else round(age, 1),
+                             "starting": round(self.starting_left(rid), 1),
+                             "faults": self.replica_faults(rid),
                              "http_port": r.http_port, "https_port": r.https_port})
             voters = self._voters()
             ok = sum(1 for rid in voters if health[rid] == "OK")
