@@ -219,17 +219,18 @@ def format_status(data: dict) -> str:
         lines.append(f"{n['name']:<12} {n['role']:<8} {n['addr']:<14} {n['state']:<6} {n.get('mke_state') or '-':<6} "
                      f"{n.get('engine') or '-':<6} {n['availability']:<13} {'partitioned' if n['partitioned'] else 'ok'}")
     cluster = data["cluster"]
-    lines += ["", "REPLICA       NODE         VERSION  STATE              LIVE HEALTH (RethinkDB)"
-                  "        REPORTED (cluster_status)"]
+    lines += ["", "REPLICA       NODE         VERSION  STATE"]
     for r in cluster.get("replicas", []):
         state = r.get("state", "")
         if r.get("starting"):
-            state += f" (starting {r['starting']:.1f}s)"
+            state += f", starting for {r['starting']:.1f}s more (engine health: starting, /_ping 503)"
+        lines.append(f"{r['id']:<13} {r.get('node') or '-':<12} {r.get('version', ''):<8} {state}")
         age = r.get("reported_age")
-        reported = f"{r.get('reported', '')}" + ("" if age is None else f" ({age:.1f}s ago)")
-        faults = r.get("faults") or {}
-        lines.append(f"{r['id']:<13} {r.get('node') or '-':<12} {r.get('version', ''):<8} {state:<18} "
-                     f"{r.get('health', ''):<31}  {reported}" + (f"  faults: {faults}" if faults else ""))
+        lines.append(f"    live (RethinkDB, what the bootstrapper checks): {r.get('health', '')}")
+        lines.append(f"    reported (cluster_status replica_health):       {r.get('reported', '')}"
+                     + ("" if age is None else f"  [{age:.1f}s ago]"))
+        if r.get("faults"):
+            lines.append(f"    faults: {r['faults']}")
     if not cluster.get("replicas"):
         lines.append("(MSR is not installed)")
     if "quorum" in cluster:

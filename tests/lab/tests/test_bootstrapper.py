@@ -374,6 +374,28 @@ def test_kill_at_phase_leaves_a_joining_member(env):
     assert list(env.lab.cluster.replicas) == [rid] and not any("0000000000cc" in n for n in env.names("worker2")[0])
 
 
+def test_join_waits_for_dtr_to_start(env):
+    """`Waiting for DTR to start...` lasts until the new replica's containers leave their start period."""
+    rid, = env.seed(1)
+    env.lab.config["starting_seconds"] = 0.6
+    env.lab.faults.kill_at_phase = "replication"          # the phase right after the wait
+    t0 = time.monotonic()
+    code, _, err = env.run(["join", "--ucp-node", "worker2", "--existing-replica-id", rid, "--replica-id",
+                            "0000000000dd"] + env.ucp())
+    assert code == 137 and time.monotonic() - t0 >= 0.6
+    assert "Waiting for DTR to start..." in infos(err)
+    assert env.lab.cluster.replica_started("0000000000dd")
+    eng = env.lab.nodes["worker2"].engine
+    assert eng.find_container("dtr-rethinkdb-0000000000dd").health == "healthy"
+    # its front end stays `starting` until the join completes (what launchpad's readiness check waits for)
+    assert eng.find_container("dtr-nginx-0000000000dd").health == "starting"
+    # the cluster_status cache has only the entry the join registered (no report yet); its first report
+    # says what the replica is: joining, so not ready
+    assert env.lab.cluster.cluster_status()["replica_health"]["0000000000dd"] != "OK"
+    env.lab.cluster.reports.tick(env.lab.now())
+    assert env.lab.cluster.cluster_status()["replica_health"]["0000000000dd"].startswith("Replica is not ready")
+
+
 def test_kill_before_containers_creates_nothing(env):
     rid, = env.seed(1)
     env.lab.faults.kill_at_phase = "containers"
