@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import time
 
 import pytest
 from labclock import fake_clock, settle
 
 from msr_lab.common.httpbase import Request
+from msr_lab.common.httpserver import close_server, serve_app
 from msr_lab.common.model import Lab, Node
 from msr_lab.engine.state import EngineState
 from msr_lab.faults import inject
@@ -194,3 +196,34 @@ def test_fault_kinds_and_clear(lab):
     inject.apply(lab, {"nodes": {}}, {"kind": "freeze-health", "target": "worker1"})
     inject.apply(lab, {"nodes": {}}, {"kind": "thaw-health", "target": "worker1"})
     assert not lab.cluster.replicas[RIDS[0]].reports_frozen
+
+
+def test_a_client_giving_up_on_a_hanging_ping_ends_its_wait(lab):
+    """Health checks that time out (HAProxy's every second) must not leave waits behind."""
+    inject.apply(lab, {"nodes": {}}, {"kind": "hang-ping", "target": RIDS[0]})
+
+    def client(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: msr\r\n\r\n")
+            s.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                s.recv(100)                  # no answer while it hangs
+
+    async def main():
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        server = await serve_app(lab.cluster.app_for(RIDS[0]), sock)
+        try:
+            idle = len(asyncio.all_tasks())
+            await asyncio.to_thread(client, sock.getsockname()[1])
+            for _ in range(40):
+                if len(asyncio.all_tasks()) <= idle:
+                    break
+                await asyncio.sleep(0.05)
+            return len(asyncio.all_tasks()) - idle
+        finally:
+            await close_server(server)
+
+    assert asyncio.run(main()) <= 0
+    assert lab.cluster.replicas[RIDS[0]].ping_hang      # the fault itself is still on
