@@ -8,7 +8,7 @@ threads. ``lab.changed()`` is called after state changes, never after mere outpu
 The state is split by subject; this module keeps EngineState and the container lifecycle, the others
 what it is made of: common.py (EngineError, image references, times), images.py (Image, PULLABLE, pull),
 objects.py (volumes, networks), process.py (Container, ProcessContext, programs, signals), views.py
-(listing with filters, summary and inspect JSON).
+(listing with filters, summary and inspect JSON), power.py (the engine going down and up).
 """
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ from typing import Callable
 from msr_lab.engine.common import EngineError
 from msr_lab.engine.images import Image, ImageStore
 from msr_lab.engine.objects import Network, ObjectStore, Volume
+from msr_lab.engine.power import EnginePower
 from msr_lab.engine.process import IGNORED_SIGNALS, Container, Killed, ProcessContext, program_for, signal_number
 from msr_lab.engine.views import ContainerViews
 
 
-class EngineState(ImageStore, ObjectStore, ContainerViews):
+class EngineState(ImageStore, ObjectStore, ContainerViews, EnginePower):
     def __init__(self, lab, node):
         self.lab = lab
         self.node = node
@@ -352,31 +353,3 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
             c.health_hold = hold
             self._notify(c)
         self.lab.changed()
-
-    # ---- the engine process itself (fault: engine down)
-    def _require_up(self) -> None:
-        if self.node.engine_down:
-            raise EngineError(500, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
-                                   "Is the docker daemon running?")
-
-    def shut_down(self) -> None:
-        """dockerd stops: every container stops (not by hand, so restart policies still apply later)."""
-        with self.lab.lock:
-            self.node.engine_down = True
-            for c in list(self.containers.values()):
-                if c.running:
-                    self._terminate(c, 143 if c.ctx is not None else 0)
-        self.lab.changed()
-
-    def boot(self) -> list[str]:
-        """dockerd starts again and restarts the containers their restart policy names; returns their names."""
-        with self.lab.lock:
-            self.node.engine_down = False
-            self.started = time.time()
-            restarted = []
-            for c in list(self.containers.values()):
-                if c.restart_on_boot:
-                    self.start_container(c)
-                    restarted.append(c.name)
-        self.lab.changed()
-        return restarted
