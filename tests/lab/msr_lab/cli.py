@@ -8,6 +8,7 @@ import sys
 
 from msr_lab import control
 from msr_lab.common.labfiles import LabFiles
+from msr_lab.common.model import TIMING
 from msr_lab.faults import inject
 
 DESCRIPTION = """\
@@ -28,7 +29,14 @@ slow-join SECONDS       make every join's replication step take SECONDS
 mke-error STATUS [COUNT] MKE answers STATUS (e.g. 500) to the next COUNT requests (0: until cleared)
 mke-latency MS          MKE waits MS milliseconds before every answer
 admin-scheduling on|off MKE lets admins run containers on managers and MSR nodes, or not (config-toml)
-clear                   undo the service faults and heal all partitions"""
+engine-down NODE        stop the node's Docker engine (MKE still lists the node until the heartbeat delay)
+engine-up NODE          start it again: containers with a restart policy restart (through their start period)
+slow-ping TARGET MS     the replica's /_ping answers MS milliseconds late
+hang-ping TARGET        the replica's /_ping does not answer until cleared
+freeze-health TARGET    the replica stops refreshing its replica_health entry (it keeps serving)
+thaw-health TARGET      it reports again
+token-expiry SECONDS    MKE tokens stop working SECONDS after login (bearer and MSR basic auth; 0: never)
+clear                   undo the service faults, start stopped engines and heal all partitions"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +59,18 @@ def parser() -> argparse.ArgumentParser:
                     help="MKE's enable_admin_ucp_scheduling (default: on when --replicas > 0, as MSR's install "
                          "needed it; off for a fresh MKE, as MKE ships)")
     up.add_argument("--subnet", default="10.77.0.0/24", help="the lab bridge's private /24 (default 10.77.0.0/24)")
+    up.add_argument("--health-period", type=float, default=TIMING["health_period"],
+                    help="seconds between a replica's reports to the replica_health cache "
+                         f"(default {TIMING['health_period']:g})")
+    up.add_argument("--health-stale", type=float, default=TIMING["health_stale"],
+                    help="a report older than this reads 'Replica reported health too long ago' "
+                         "(default 3 health periods)")
+    up.add_argument("--starting-seconds", type=float, default=TIMING["starting_seconds"],
+                    help="how long a dtr-* container stays `starting` after each start "
+                         f"(default {TIMING['starting_seconds']:g})")
+    up.add_argument("--heartbeat-seconds", type=float, default=TIMING["heartbeat_seconds"],
+                    help="MKE shows an unreachable node down after this long "
+                         f"(default {TIMING['heartbeat_seconds']:g})")
 
     sub.add_parser("down", help="remove every namespace, process, mount, bridge and file of the lab")
     st = sub.add_parser("status", help="show nodes, replicas, health and the LB pool")
@@ -72,8 +92,11 @@ def parser() -> argparse.ArgumentParser:
 def fault_request(kind: str, args: list[str]) -> dict:
     names = {"stop-replica": ["target"], "start-replica": ["target"], "partition": ["target"], "heal": ["target"],
              "ghost": ["target"], "kill-bootstrapper": ["phase"], "slow-join": ["seconds"],
-             "mke-error": ["status", "count"], "mke-latency": ["ms"], "admin-scheduling": ["state"]}.get(kind, [])
-    required = names[:1] if kind != "mke-error" else []
+             "mke-error": ["status", "count"], "mke-latency": ["ms"],
+             "engine-down": ["target"], "engine-up": ["target"], "slow-ping": ["target", "ms"],
+             "hang-ping": ["target"], "freeze-health": ["target"], "thaw-health": ["target"],
+             "token-expiry": ["seconds"], "admin-scheduling": ["state"]}.get(kind, [])
+    required = names if kind == "slow-ping" else names[:1] if kind != "mke-error" else []
     if len(args) < len(required) or len(args) > len(names):
         raise SystemExit(f"msr-lab fault {kind}: expects {' '.join(n.upper() for n in names) or 'no argument'}")
     return dict(zip(names, args))

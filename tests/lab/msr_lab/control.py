@@ -82,6 +82,27 @@ class Faults:
     def clear(self):
         return self._fault("clear")
 
+    def engine_down(self, node: str):
+        return self._fault("engine-down", target=node)
+
+    def engine_up(self, node: str):
+        return self._fault("engine-up", target=node)
+
+    def slow_ping(self, target: str, ms: int):
+        return self._fault("slow-ping", target=target, ms=ms)
+
+    def hang_ping(self, target: str):
+        return self._fault("hang-ping", target=target)
+
+    def freeze_health(self, target: str):
+        return self._fault("freeze-health", target=target)
+
+    def thaw_health(self, target: str):
+        return self._fault("thaw-health", target=target)
+
+    def token_expiry(self, seconds: float):
+        return self._fault("token-expiry", seconds=seconds)
+
 
 def status(files: LabFiles | None = None) -> dict:
     return call("status", files)

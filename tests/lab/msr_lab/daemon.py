@@ -1,7 +1,9 @@
 """The lab daemon: one process that holds the lab's state and serves every emulated endpoint.
 
-It serves each node's engine socket, MKE on the managers, the MSR replicas (listeners follow the cluster
-state), and the control socket used by ``msr-lab status`` and ``msr-lab fault``.
+It serves each node's engine socket and MKE on the managers (both follow the engine-down fault), the MSR
+replicas (listeners follow the cluster state), and the control socket used by ``msr-lab status`` and
+``msr-lab fault``. A timer task drives what happens with time: the replicas' health reports and MKE's
+node heartbeats.
 """
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ class Daemon:
         self.pki = LabPKI(files.pki_dir)
         self.tls = self.pki.server_context()
         self.msr_servers: dict[tuple, asyncio.AbstractServer] = {}
+        self.engine_servers: dict[str, asyncio.AbstractServer] = {}
+        self.mke_servers: dict[str, asyncio.AbstractServer] = {}
+        self.mke: MkeApp | None = None
         self.reconcile_wanted = asyncio.Event()
         self.stopping = asyncio.Event()
 
@@ -49,19 +54,14 @@ class Daemon:
             self.lab.nodes[name] = node
             if node.in_mke:
                 node.engine = EngineState(self.lab, node)
-                sock = self.files.docker_sock(name)
-                sock.unlink(missing_ok=True)
-                await serve_engine(node.engine, str(sock))
         self.lab.cluster = Cluster(self.lab)
-        mke = MkeApp(self.lab)
-        for node in self.lab.nodes.values():
-            if node.role == "manager":
-                sock = netns.listen_in_netns(self.netns_of(node.name), node.addr, 443)
-                await serve_app(mke, sock, self.tls)
+        self.mke = MkeApp(self.lab)
+        await self.reconcile_nodes()
         self.lab.on_change(lambda: loop.call_soon_threadsafe(self.reconcile_wanted.set))
         self.seed()
         await self.reconcile()
         asyncio.create_task(self.reconcile_loop())
+        asyncio.create_task(self.timer_loop())
         self.files.control_sock.unlink(missing_ok=True)
         await asyncio.start_unix_server(self.handle_control, str(self.files.control_sock))
         os.chmod(self.files.control_sock, 0o600)
@@ -83,6 +83,39 @@ class Daemon:
             if node.engine is not None:  # the bootstrap images are on every node, as after `docker pull`
                 node.engine.pull(f"{cfg['msr_image']}:{cfg['msr_version']}")
 
+    async def timer_loop(self) -> None:
+        """Time passing: replicas write their health reports, MKE records heartbeats (a few ticks a period)."""
+        tick = max(0.05, min(0.25, self.lab.timing("health_period") / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = self.lab.now()
+            try:
+                with self.lab.lock:
+                    self.lab.cluster.reports.tick(now)
+                    self.mke.tick(now)
+            except Exception:  # one bad tick must not stop time
+                log.exception("timer tick failed")
+
+    async def reconcile_nodes(self) -> None:
+        """Each node's engine socket, and MKE on each manager, answer only while that node's engine runs."""
+        for node in self.lab.nodes.values():
+            if node.engine is None:
+                continue
+            name = node.name
+            if node.engine_down:
+                # dockerd is gone: its socket refuses, and MKE's containers on a manager are stopped too
+                for servers in (self.engine_servers, self.mke_servers):
+                    if name in servers:
+                        await close_server(servers.pop(name))
+                continue
+            if name not in self.engine_servers:
+                sock = self.files.docker_sock(name)
+                sock.unlink(missing_ok=True)
+                self.engine_servers[name] = await serve_engine(node.engine, str(sock))
+            if node.role == "manager" and name not in self.mke_servers:
+                sock = netns.listen_in_netns(self.netns_of(name), node.addr, 443)
+                self.mke_servers[name] = await serve_app(self.mke, sock, self.tls)
+
     async def reconcile_loop(self) -> None:
         while True:
             await self.reconcile_wanted.wait()
@@ -91,6 +124,7 @@ class Daemon:
 
     async def reconcile(self) -> None:
         """Open and close MSR replica listeners so they follow the replicas' dtr-nginx containers."""
+        await self.reconcile_nodes()
         with self.lab.lock:
             # keyed by the replica's app too: a new replica (or a new cluster's replica of the same id) on
             # the same node and port gets a fresh listener, with its own certificate
@@ -148,7 +182,9 @@ class Daemon:
     def status(self) -> dict:
         with self.lab.lock:
             nodes = [{"name": n.name, "role": n.role, "addr": n.addr, "state": n.state,
-                      "availability": n.availability, "partitioned": n.partitioned}
+                      "availability": n.availability, "partitioned": n.partitioned,
+                      "engine": None if n.engine is None else ("down" if n.engine_down else "up"),
+                      "mke_state": (None if not n.in_mke else "ready" if self.mke.shown_ready(n) else "down")}
                      for n in self.lab.nodes.values()]
             cluster = self.lab.cluster.status()
             fault_state = vars(self.lab.faults).copy()

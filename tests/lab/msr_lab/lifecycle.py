@@ -26,6 +26,8 @@ def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
         raise SystemExit("msr-lab: --managers must be 1-9 and --workers 0-30")
     if not 0 <= args.replicas <= args.workers:
         raise SystemExit("msr-lab: --replicas must be between 0 and --workers")
+    if args.health_period <= 0 or min(args.health_stale, args.starting_seconds, args.heartbeat_seconds) < 0:
+        raise SystemExit("msr-lab: --health-period must be positive and the other timings not negative")
     base = net.network_address
     nodes = {}
     for i in range(args.managers):
@@ -58,6 +60,8 @@ def up(files: LabFiles, args) -> int:
         "admin_scheduling": (args.admin_scheduling == "on") if args.admin_scheduling else args.replicas > 0,
         # the seeded cluster's --dtr-external-url: the LB, so its replicas' certificates name the LB too
         "seed_external_url": f"https://{nodes[lbs[0]]['addr']}" if lbs else "",
+        "health_period": args.health_period, "health_stale": args.health_stale,
+        "starting_seconds": args.starting_seconds, "heartbeat_seconds": args.heartbeat_seconds,
     }
     try:
         files.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -80,6 +84,7 @@ def up(files: LabFiles, args) -> int:
         sshkeys.write_ssh_client_files(str(files.root), hosts)
         write_ssh_wrapper(files)
         start_daemon(files)
+        wait_seeded(files, config)
         for name, info in nodes.items():
             if info["role"] == "lb":
                 servers = [(w, nodes[w]["addr"]) for w in config["seed_replicas"]]
@@ -119,6 +124,23 @@ def start_daemon(files: LabFiles, timeout: float = 20.0) -> None:
         time.sleep(0.1)
     tail = files.daemon_log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"the lab daemon did not start within {timeout:.0f} s; its log ends with:\n{tail}")
+
+
+def wait_seeded(files: LabFiles, config: dict) -> None:
+    """The replicas `up` installs go through their start period and first report: `up` returns once
+    cluster_status reports every one of them OK, so the lab is ready to use when it returns."""
+    if not config["seed_replicas"]:
+        return
+    limit = 20 + config["starting_seconds"] + 3 * config["health_period"]
+    deadline = time.monotonic() + limit
+    while True:
+        replicas = control.status(files)["cluster"]["replicas"]
+        if replicas and all(r["reported"] == "OK" and r["health"] == "OK" for r in replicas):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the seeded replicas did not report healthy within {limit:.0f} s: "
+                               + "; ".join(f"{r['id']}: {r['reported']}" for r in replicas))
+        time.sleep(0.1)
 
 
 def daemon_alive(files: LabFiles) -> bool:
@@ -208,15 +230,23 @@ def ssh_config(files: LabFiles, home: str | None) -> int:
 
 
 def format_status(data: dict) -> str:
-    lines = ["NODE         ROLE     ADDRESS        STATE  AVAILABILITY  NETWORK"]
+    lines = ["NODE         ROLE     ADDRESS        STATE  MKE    ENGINE AVAILABILITY  NETWORK"]
     for n in data["nodes"]:
-        lines.append(f"{n['name']:<12} {n['role']:<8} {n['addr']:<14} {n['state']:<6} {n['availability']:<13} "
-                     f"{'partitioned' if n['partitioned'] else 'ok'}")
+        lines.append(f"{n['name']:<12} {n['role']:<8} {n['addr']:<14} {n['state']:<6} {n.get('mke_state') or '-':<6} "
+                     f"{n.get('engine') or '-':<6} {n['availability']:<13} {'partitioned' if n['partitioned'] else 'ok'}")
     cluster = data["cluster"]
-    lines += ["", "REPLICA       NODE         VERSION  STATE     HEALTH"]
+    lines += ["", "REPLICA       NODE         VERSION  STATE"]
     for r in cluster.get("replicas", []):
-        lines.append(f"{r['id']:<13} {r.get('node') or '-':<12} {r.get('version', ''):<8} {r.get('state', ''):<9} "
-                     f"{r.get('health', '')}")
+        state = r.get("state", "")
+        if r.get("starting"):
+            state += f", starting for {r['starting']:.1f}s more (engine health: starting, /_ping 503)"
+        lines.append(f"{r['id']:<13} {r.get('node') or '-':<12} {r.get('version', ''):<8} {state}")
+        age = r.get("reported_age")
+        lines.append(f"    live (RethinkDB, what the bootstrapper checks): {r.get('health', '')}")
+        lines.append(f"    reported (cluster_status replica_health):       {r.get('reported', '')}"
+                     + ("" if age is None else f"  [{age:.1f}s ago]"))
+        if r.get("faults"):
+            lines.append(f"    faults: {r['faults']}")
     if not cluster.get("replicas"):
         lines.append("(MSR is not installed)")
     if "quorum" in cluster:

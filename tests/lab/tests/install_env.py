@@ -105,8 +105,10 @@ def pki_env(loop, tmp_path):
     mke_pki = LabPKI(tmp_path / "pki")
     mke_pki.ensure(["manager1"], [ADDRS["manager1"]])
     # `up --storage s3` and an LB: what the seeded cluster would use, never what `install` uses
+    # starting_seconds 0: these tests are about TLS and install's choices (start periods have their own)
     lab = Lab({"storage": "s3", "mke_username": "admin", "mke_password": "pw", "msr_image": "mirantis/dtr",
-               "msr_version": "2.9.16", "ca_pem": mke_pki.ca_pem, "seed_external_url": "https://127.0.0.5"})
+               "msr_version": "2.9.16", "ca_pem": mke_pki.ca_pem, "seed_external_url": "https://127.0.0.5",
+               "starting_seconds": 0})
     for name, addr in ADDRS.items():
         role = "manager" if name.startswith("manager") else "lb" if name.startswith("lb") else "worker"
         node = lab.nodes[name] = Node(name=name, role=role, addr=addr)

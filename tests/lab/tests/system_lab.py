@@ -32,6 +32,11 @@ BIN = Path(sys.executable).parent
 MSR_LAB = str(BIN / "msr-lab")
 IMAGE = "mirantis/dtr:2.9.16"
 JOIN_SECONDS = 0.5           # the lab's join duration (keeps the suite short)
+# Small timings keep the suite short: report period, start period, MKE heartbeat delay (seconds)
+HEALTH_PERIOD, STARTING_SECONDS, HEARTBEAT_SECONDS = 0.3, 0.4, 1.0
+TIMING_ARGS = ("--health-period", str(HEALTH_PERIOD), "--starting-seconds", str(STARTING_SECONDS),
+               "--heartbeat-seconds", str(HEARTBEAT_SECONDS))
+STALE = "Replica reported health too long ago: "
 LOCK = f"/run/{NAME}-tests.lock"
 
 
@@ -133,8 +138,30 @@ class SysLab:
     def replicas(self) -> dict[str, dict]:
         return {r["id"]: r for r in self.status()["cluster"]["replicas"]}
 
+    def membership(self) -> dict[str, tuple]:
+        """What a refused command must leave as it was: each replica's node, state, version and ports."""
+        return {rid: (r["node"], r["state"], r["version"], r["http_port"], r["https_port"])
+                for rid, r in self.replicas().items()}
+
     def replica_on(self, node: str) -> str | None:
         return next((rid for rid, r in self.replicas().items() if r["node"] == node), None)
+
+    def cluster_status(self, node: str = "worker1") -> dict:
+        status, body, _ = self.msr(node, "/api/v0/meta/cluster_status", auth="admin")
+        assert status == 200, body
+        return body
+
+    def wait_reported(self, predicate, node="worker1", timeout=10.0, what="reported health"):
+        """Poll cluster_status (through `node`) until predicate(replica_health) holds; returns replica_health."""
+        def check():
+            health = self.cluster_status(node)["replica_health"]
+            return health if predicate(health) else None
+        return wait_for(check, timeout, 0.1, what)[0]
+
+    def wait_settled(self, timeout=10.0):
+        """Every replica live OK and reported OK (after a start, a join or a heal)."""
+        wait_for(lambda: all(r["health"] == "OK" and r["reported"] == "OK" for r in self.replicas().values()),
+                 timeout, 0.1, "every replica live and reported OK")
 
     def healthy_replica(self, exclude: str | None = None) -> str:
         ok = sorted((r["node"], rid) for rid, r in self.replicas().items() if r["health"] == "OK" and rid != exclude)
@@ -168,12 +195,15 @@ class SysLab:
 
     def request(self, url: str, method="GET", body=None, auth=None, token=None, timeout=5, tls=None,
                 content_type=None):
-        """(status, parsed JSON or text, headers). auth: 'admin' for basic auth with the MKE password.
+        """(status, parsed JSON or text, headers). auth: 'admin' for basic auth with the MKE password, or a
+        (user, secret) pair for basic auth with another secret (a token).
         tls: the context to verify with; by default the CA of whatever the URL names (tls_for).
         body: JSON-encoded unless it is bytes, which go as they are (with content_type)."""
         headers = {"Host": "msr.lab"} if "/_ping" in url else {}
         if auth == "admin":
-            headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{self.password}".encode()).decode()
+            auth = ("admin", self.password)
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None
@@ -253,7 +283,7 @@ def lab_fixture(*up_args):
             cli("down", check=False)
             sys_lab = None
             try:
-                cli("up", "--subnet", SUBNET, "--join-seconds", str(JOIN_SECONDS), *up_args)
+                cli("up", "--subnet", SUBNET, "--join-seconds", str(JOIN_SECONDS), *TIMING_ARGS, *up_args)
                 sys_lab = SysLab()
                 yield sys_lab
             finally:

@@ -50,6 +50,7 @@ class Env:
         self.lab, self.url, self.ca = lab, url, ca
 
     def seed(self, n, version="2.9.16"):
+        """n replicas, past their (short) start period and reported."""
         rids = [f"{i + 1:012x}" for i in range(n)]
         for i, rid in enumerate(rids):
             if i == 0:
@@ -58,6 +59,11 @@ class Env:
                 self.lab.cluster.add_member(rid, f"worker{i + 1}", version)
                 self.lab.cluster.create_replica_objects(rid, f"worker{i + 1}", version)
                 self.lab.cluster.mark_running(rid)
+        deadline = time.monotonic() + 5
+        while not all(self.lab.cluster.replica_started(r) for r in rids):
+            assert time.monotonic() < deadline, "the seeded replicas did not start"
+            time.sleep(0.01)
+        self.lab.cluster.reports.tick(self.lab.now())
         return rids
 
     def ucp(self, ca=True):
@@ -87,8 +93,10 @@ class Env:
 
 @pytest.fixture
 def env(loop, pki):
+    # short start periods; MKE shows an unreachable node down at once (heartbeats have their own tests)
     lab = Lab({"storage": "filesystem", "mke_username": "admin", "mke_password": "pw",
-               "msr_image": "mirantis/dtr", "msr_version": "2.9.16", "ca_pem": pki.ca_pem})
+               "msr_image": "mirantis/dtr", "msr_version": "2.9.16", "ca_pem": pki.ca_pem,
+               "starting_seconds": 0.05, "health_period": 0.05, "heartbeat_seconds": 0})
     for name, role in [("manager1", "manager"), ("lb1", "lb")] + [(f"worker{i}", "worker") for i in range(1, 5)]:
         node = lab.nodes[name] = Node(name=name, role=role, addr="127.0.0.1")
         if node.in_mke:
@@ -406,6 +414,28 @@ def test_kill_at_phase_leaves_a_joining_member(env):
     assert list(env.lab.cluster.replicas) == [rid] and not any("0000000000cc" in n for n in env.names("worker2")[0])
 
 
+def test_join_waits_for_dtr_to_start(env):
+    """`Waiting for DTR to start...` lasts until the new replica's containers leave their start period."""
+    rid, = env.seed(1)
+    env.lab.config["starting_seconds"] = 0.6
+    env.lab.faults.kill_at_phase = "replication"          # the phase right after the wait
+    t0 = time.monotonic()
+    code, _, err = env.run(["join", "--ucp-node", "worker2", "--existing-replica-id", rid, "--replica-id",
+                            "0000000000dd"] + env.ucp())
+    assert code == 137 and time.monotonic() - t0 >= 0.6
+    assert "Waiting for DTR to start..." in infos(err)
+    assert env.lab.cluster.replica_started("0000000000dd")
+    eng = env.lab.nodes["worker2"].engine
+    assert eng.find_container("dtr-rethinkdb-0000000000dd").health == "healthy"
+    # its front end stays `starting` until the join completes (what launchpad's readiness check waits for)
+    assert eng.find_container("dtr-nginx-0000000000dd").health == "starting"
+    # the cluster_status cache has only the entry the join registered (no report yet); its first report
+    # says what the replica is: joining, so not ready
+    assert env.lab.cluster.cluster_status()["replica_health"]["0000000000dd"] != "OK"
+    env.lab.cluster.reports.tick(env.lab.now())
+    assert env.lab.cluster.cluster_status()["replica_health"]["0000000000dd"].startswith("Replica is not ready")
+
+
 def test_kill_before_containers_creates_nothing(env):
     rid, = env.seed(1)
     env.lab.faults.kill_at_phase = "containers"
@@ -518,10 +548,12 @@ def test_destroy_of_leftovers_finds_them_through_mke(env):
 
 def test_join_cannot_reach_an_unreachable_target(env):
     rid, = env.seed(1)
+    env.lab.config["heartbeat_seconds"] = 60      # MKE still shows the partitioned node ready for a while
     env.lab.nodes["worker2"].partitioned = True
     code, _, err = env.run(["join", "--ucp-node", "worker2", "--existing-replica-id", rid, "--skip-network-test"]
                            + env.ucp())
-    assert code == 1 and "not ready" in fatal_lines(err)[0]     # MERGE-NOTE: heartbeat delay -> "unreachable"
+    # MKE still shows the node ready (heartbeat delay) but cannot reach its engine
+    assert code == 1 and "Docker engine of node worker2 (127.0.0.1:12376) is unreachable" in fatal_lines(err)[0]
     assert list(env.lab.cluster.replicas) == [rid] and env.names("worker2") == (set(), set())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from labclock import fake_clock, settle
 
 from msr_lab.common.model import Lab, Node
 from msr_lab.engine.state import EngineState
@@ -25,13 +26,16 @@ def make_lab(workers=7, storage="s3") -> Lab:
         if node.in_mke:
             node.engine = EngineState(lab, node)
     lab.cluster = Cluster(lab)
+    fake_clock(lab)
     return lab
 
 
 def seed(lab, n, version="2.9.16"):
+    """n replicas, past their start period and reported."""
     rids = [f"{i + 1:012x}" for i in range(n)]
     for i, rid in enumerate(rids):
         lab.cluster.seed_install(f"worker{i + 1}", version, rid)
+    settle(lab)
     return rids
 
 
@@ -101,6 +105,7 @@ def test_waiting_for_primary_when_the_primary_is_gone(lab):
     lab.cluster.stop_replica(b)
     assert lab.cluster.health() == {a: DISCONNECTED, b: DISCONNECTED, c: WAIT_PRIMARY}
     lab.cluster.start_replica(a)
+    settle(lab)
     assert lab.cluster.health() == {a: OK, b: DISCONNECTED, c: OK}
 
 
@@ -154,6 +159,8 @@ def test_joining_replica_is_not_ready_and_does_not_vote(lab):
     assert cl.health() == {a: OK, "00000000000b": DISCONNECTED}
     cl.create_replica_objects("00000000000b", "worker2", "2.9.16")
     assert container(lab, "00000000000b", "nginx").health == "starting"
+    settle(lab)
+    assert container(lab, "00000000000b", "nginx").health == "starting"   # held until the join completes
     assert cl.health() == {a: OK, "00000000000b": NOT_READY_TEXT}
     assert cl.ping("00000000000b")[0] is False and "not ready" in cl.ping("00000000000b")[1]
     assert "backfilling" in cl.current_issues()[0]["description"]
@@ -268,6 +275,7 @@ def test_stop_and_start_replica(lab):
     assert lab.cluster.listeners() and all(app.rid != b for _, _, _, app in lab.cluster.listeners())
     lab.cluster.start_replica(b)
     assert all(x.status == "running" for x in eng.containers.values())
+    settle(lab)
     assert lab.cluster.health() == {a: OK, b: OK, c: OK}
 
 
@@ -278,10 +286,12 @@ def test_containers_decide_not_the_recorded_state(lab):
     assert lab.cluster.health()[b] == DISCONNECTED
     assert next(r for r in lab.cluster.status()["replicas"] if r["id"] == b)["state"] == "stopped"
     eng.start_container(container(lab, b, "rethinkdb"))
+    settle(lab)
     assert lab.cluster.health()[b] == OK
     lab.cluster.stop_replica(c)
     for x in list(engine(lab, c).containers.values()):  # `docker start` of every container
         engine(lab, c).start_container(x)
+    settle(lab)
     assert lab.cluster.health()[c] == OK and lab.cluster.ping(c) == (True, "")
     assert next(r for r in lab.cluster.status()["replicas"] if r["id"] == c)["state"] == "running"
     assert len(lab.cluster.listeners()) == 6

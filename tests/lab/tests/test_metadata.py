@@ -24,7 +24,9 @@ REPO_KEYS = {"id", "namespace", "namespaceType", "name", "shortDescription", "lo
 
 
 def make_lab(replicas=3, workers=5) -> Lab:
-    lab = Lab({"storage": "s3", "mke_username": "admin", "mke_password": PASSWORD, "msr_image": "mirantis/dtr"})
+    # starting_seconds 0: these tests are about the copies; start periods have tests of their own
+    lab = Lab({"storage": "s3", "mke_username": "admin", "mke_password": PASSWORD, "msr_image": "mirantis/dtr",
+               "starting_seconds": 0})
     for name, role, addr in ([("manager1", "manager", "10.98.0.11"), ("lb1", "lb", "10.98.0.5")]
                              + [(f"worker{i}", "worker", f"10.98.0.{20 + i}") for i in range(1, workers + 1)]):
         node = lab.nodes[name] = Node(name=name, role=role, addr=addr)

@@ -10,6 +10,7 @@ import ssl
 import time
 
 import pytest
+from labclock import fake_clock, settle
 
 from msr_lab.common.httpbase import Request
 from msr_lab.common.httpserver import close_server, serve_app
@@ -58,8 +59,10 @@ def header(resp, name):
 @pytest.fixture
 def lab():
     lab = make_lab()
+    fake_clock(lab)
     for i, rid in enumerate(("0000000000a1", "0000000000a2", "0000000000a3")):
         lab.cluster.seed_install(f"worker{i + 1}", "2.9.16", rid)
+    settle(lab)
     return lab
 
 
@@ -133,6 +136,7 @@ def test_mke_nodes(lab, mke):
 def test_mke_unreachable_nodes_are_down_and_leader_moves(lab, mke):
     lab.nodes["worker1"].partitioned = True
     lab.nodes["manager1"].state = "down"
+    lab.clock.advance(lab.timing("heartbeat_seconds"))   # no heartbeat from either for that long
     nodes = {n["Description"]["Hostname"]: n for n in js(call(mke, "GET", "/v1.41/nodes", basic()))}
     assert nodes["worker1"]["Status"]["State"] == "down"
     assert nodes["manager1"]["Status"]["State"] == "down"
@@ -256,13 +260,22 @@ def test_msr_cluster_status_auth(lab, mke):
 def test_msr_cluster_status_as_observed(lab):
     lab.nodes["worker3"].partitioned = True
     seen_by_3 = js(call(msr(lab, "0000000000a3"), "GET", "/api/v0/meta/cluster_status", basic()))
-    assert seen_by_3["replica_health"]["0000000000a1"].endswith("disconnected")
-    assert seen_by_3["replica_health"]["0000000000a3"].endswith("waiting_for_primary")
+    # current_issues are live RethinkDB state; replica_health is the cache, still OK for everyone
     assert seen_by_3["current_issues"][0]["critical"] is True
+    assert set(seen_by_3["replica_health"].values()) == {"OK"}
+    seen_by_1 = js(call(msr(lab), "GET", "/api/v0/meta/cluster_status", basic()))
+    assert "not reachable: dtr_rethinkdb_0000000000a3" in seen_by_1["current_issues"][0]["description"]
+    assert set(seen_by_1["replica_health"].values()) == {"OK"}
+    # time passes: the majority keeps reporting, the cut-off replica cannot write (and reads its old copy)
+    for _ in range(4):
+        lab.clock.advance(lab.timing("health_period"))
+        lab.cluster.reports.tick(lab.now())
     seen_by_1 = js(call(msr(lab), "GET", "/api/v0/meta/cluster_status", basic()))
     assert seen_by_1["replica_health"]["0000000000a1"] == "OK"
-    assert seen_by_1["replica_health"]["0000000000a3"].endswith("disconnected")
-    assert "not reachable: dtr_rethinkdb_0000000000a3" in seen_by_1["current_issues"][0]["description"]
+    assert seen_by_1["replica_health"]["0000000000a3"].startswith("Replica reported health too long ago: ")
+    seen_by_3 = js(call(msr(lab, "0000000000a3"), "GET", "/api/v0/meta/cluster_status", basic()))
+    assert all(v.startswith("Replica reported health too long ago: ") for v in seen_by_3["replica_health"].values())
+    assert seen_by_3["replica_timestamp"]["0000000000a1"] < seen_by_1["replica_timestamp"]["0000000000a1"]
     # the minority replica cannot read its settings
     r = call(msr(lab, "0000000000a3"), "GET", "/api/v0/meta/settings", basic())
     assert r.status == 500 and "Cannot perform read" in js(r)["errors"][0]["message"]
@@ -335,6 +348,9 @@ def test_msr_joining_and_removed_replicas(lab):
     lab.cluster.add_member("0000000000b1", "worker1", "2.9.16", https_port=4443)
     lab.cluster.create_replica_objects("0000000000b1", "worker1", "2.9.16")
     app = msr(lab, "0000000000b1")
+    r = call(app, "GET", "/_ping")
+    assert r.status == 503 and js(r)["Error"] == "rethinkdb: container dtr-rethinkdb-0000000000b1 is starting"
+    settle(lab)
     r = call(app, "GET", "/_ping")
     assert r.status == 503 and "not ready" in js(r)["Error"]
     assert call(app, "GET", "/api/v0/meta/settings", basic()).status == 503

@@ -9,10 +9,11 @@ import time
 
 import pytest
 from logrus import fatal_lines
-from system_lab import JOIN_SECONDS, STATE, fata, lab_fixture, replica_id_from, wait_for
+from system_lab import JOIN_SECONDS, STALE, STATE, fata, lab_fixture, replica_id_from, wait_for
 
 from msr_lab import control
 from msr_lab.common.labfiles import LabFiles
+from msr_lab.common.model import Faults
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,6 +28,7 @@ def three(lab):
         assert r.returncode == 0, r.stderr
     reps = lab.replicas()
     assert sorted(r["node"] for r in reps.values() if r["health"] == "OK") == ["worker1", "worker2", "worker3"]
+    lab.wait_settled()      # the joined replicas' first reports reach the cluster_status cache
     return {r["node"]: rid for rid, r in reps.items()}
 
 
@@ -44,17 +46,21 @@ def test_partition_and_heal(lab, three):
         with pytest.raises(OSError):        # the node is cut off the lab bridge: no answer at all
             lab.msr("worker2", "/_ping", timeout=1)
         assert lab.ssh("worker1", "true", timeout=10).returncode == 0   # the others are still reachable
-        status, body, _ = lab.msr("worker1", "/api/v0/meta/cluster_status", auth="admin")
-        assert status == 200 and body["replica_health"][r2] == DISCONNECTED
-        assert body["replica_health"][three["worker1"]] == "OK"          # 2 of 3: quorum kept
+        assert lab.replicas()[r2]["health"] == DISCONNECTED              # the live view knows at once
+        # the cache ages: worker2 cannot write its reports; 2 of 3 keep quorum and keep reporting
+        health = lab.wait_reported(lambda h: h[r2].startswith(STALE), what="worker2's report goes stale")
+        assert health[three["worker1"]] == "OK" and health[three["worker3"]] == "OK"
         assert {n["name"]: n["partitioned"] for n in lab.status()["nodes"]}["worker2"] is True
-        status, nodes, _ = lab.mke("/nodes", token=lab.mke_token())
-        assert {n["Description"]["Hostname"]: n["Status"]["State"] for n in nodes}["worker2"] == "down"
+        token = lab.mke_token()
+
+        def mke_state():
+            status, nodes, _ = lab.mke("/nodes", token=token)
+            return {n["Description"]["Hostname"]: n["Status"]["State"] for n in nodes}["worker2"] == "down"
+        wait_for(mke_state, 10, what="MKE shows worker2 down after the heartbeat delay")
     finally:
         lab.fault("heal", "worker2")
     wait_for(lambda: lab.ping_ok("worker2"), 10, what="worker2 /_ping after heal")
-    status, body, _ = lab.msr("worker1", "/api/v0/meta/cluster_status", auth="admin")
-    assert set(body["replica_health"].values()) == {"OK"}
+    lab.wait_reported(lambda h: set(h.values()) == {"OK"}, what="every replica reported OK after heal")
 
 
 def test_destroy_on_a_partitioned_node_fails_and_leaves_everything(lab, three):
@@ -91,7 +97,7 @@ def test_quorum_loss(lab, three):
     finally:
         for node in three:
             lab.fault("start-replica", node)
-    assert all(r["health"] == "OK" for r in lab.replicas().values())
+    lab.wait_settled()      # through their start period, then reported
     assert lab.msr("worker1", "/api/v0/meta/settings", method="POST", body={"webTLSCert": ""},
                    auth="admin")[0] == 200
 
@@ -133,10 +139,10 @@ def test_mke_error(lab, three):
         assert token_status[0] == 500
         assert lab.mke("/nodes", auth="admin")[0] == 500
         assert lab.mke("/nodes", auth="admin")[0] == 500     # count 0: until cleared
-        before = lab.replicas()
+        before = lab.membership()
         r, _ = lab.join(lab.free_worker())
         assert "unexpected status 500 from UCP" in fata(r)
-        assert lab.replicas() == before
+        assert lab.membership() == before
     finally:
         lab.fault("clear")
     assert lab.mke("/nodes", auth="admin")[0] == 200
@@ -171,18 +177,25 @@ def test_ghost_fault(lab, three):
 
 def test_clear_undoes_everything(lab, three):
     for fault in (["partition", "worker3"], ["mke-latency", 100], ["slow-join", 9], ["kill-bootstrapper", "containers"],
-                  ["mke-error", 503, 5]):
+                  ["mke-error", 503, 5], ["token-expiry", 30], ["engine-down", "worker4"], ["slow-ping", "worker1", 50],
+                  ["hang-ping", "worker2"], ["freeze-health", "worker1"]):
         lab.fault(*fault)
     assert ping_fails(lab, "worker3")
-    assert lab.status()["faults_active"] == {"kill_at_phase": "containers", "join_seconds": 9.0, "mke_status": 503,
-                                             "mke_error_count": 5, "mke_latency_ms": 100}
+    st = lab.status()
+    assert st["faults_active"] == {"kill_at_phase": "containers", "join_seconds": 9.0, "mke_status": 503,
+                                   "mke_error_count": 5, "mke_latency_ms": 100, "token_ttl": 30.0}
+    assert {n["name"]: n["engine"] for n in st["nodes"]}["worker4"] == "down"
+    assert {r["node"]: r["faults"] for r in st["cluster"]["replicas"]}["worker1"] == {
+        "ping_delay_ms": 50, "reports_frozen": True}
     lab.fault("clear")
     st = lab.status()
-    assert st["faults"] == {"kill_at_phase": None, "join_seconds": JOIN_SECONDS, "mke_status": None,
-                            "mke_error_count": 0, "mke_latency_ms": 0}, st["faults"]
+    assert st["faults"] == vars(Faults(join_seconds=JOIN_SECONDS)), st["faults"]
     assert st["faults_active"] == {}
     assert not any(n["partitioned"] for n in st["nodes"])
+    assert all(n["engine"] in (None, "up") for n in st["nodes"])
+    assert all(r["faults"] == {} for r in st["cluster"]["replicas"])
     wait_for(lambda: lab.ping_ok("worker3"), 10, what="worker3 /_ping after clear")
+    assert lab.ping_ok("worker2")
     assert lab.mke("/nodes", auth="admin")[0] == 200
 
 
@@ -193,9 +206,9 @@ def test_python_fault_api(lab, three):
     assert out["health"][r2] == DISCONNECTED
     assert ping_fails(lab, "worker2")
     assert control.status(LabFiles(STATE))["cluster"]["has_quorum"] is True
-    out = faults.start_replica(r2)
-    assert out["health"][r2] == "OK"
-    wait_for(lambda: lab.ping_ok("worker2"), 10, what="worker2 /_ping after start")
+    faults.start_replica(r2)
+    wait_for(lambda: lab.ping_ok("worker2"), 10, what="worker2 /_ping after start")   # after its start period
+    assert lab.replicas()[r2]["health"] == "OK"
     faults.partition("worker3")
     assert ping_fails(lab, "worker3")
     faults.heal("worker3")

@@ -177,7 +177,7 @@ def restore(run: Run) -> int:
         for table in ("dtr2.repositories", "dtr2.properties", "dtr2.storage"):
             run.info(f"Restored table {table}")
         run.phase("register")
-        run.info("Waiting for DTR to start...")
+        run.wait_for_dtr(rid)
         run.info("Successfully registered dtr with UCP")
         run.phase("complete")
         run.cluster.mark_running(rid)

@@ -155,6 +155,18 @@ class Run:
     def unhealthy(self) -> dict[str, str]:
         return {rid: why for rid, why in self.cluster.health().items() if why != "OK"}
 
+    def wait_for_dtr(self, rid: str) -> None:
+        """`Waiting for DTR to start...`: until the new replica's containers are past their start period.
+
+        The real wait can last forever (msr2.md §1.10); the lab gives up after a while, with a FATA [I]."""
+        self.info("Waiting for DTR to start...")
+        limit = max(60.0, 10 * self.lab.timing("starting_seconds"))
+        end = time.monotonic() + limit
+        while not self.cluster.replica_started(rid):
+            if time.monotonic() > end:
+                self.fatal(f"Timed out after {limit:.0f}s waiting for DTR replica {rid} to start")
+            self.sleep(0.05)
+
     def replication_lines(self, count: int, seconds: float) -> None:
         """The RethinkDB reconfiguration log of join/remove, spread over `seconds`."""
         self.info("Updating replication settings...")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 from urllib.parse import parse_qs
 
 
@@ -18,6 +19,7 @@ class Request:
     body: bytes = b""
     peer: str = ""                   # client address, "ip:port" or "" for unix sockets
     tls: bool = False
+    gone: Callable[[], Awaitable[None]] | None = None   # returns when the client hangs up (set by serve_app)
 
     @property
     def path(self) -> str:

@@ -287,6 +287,7 @@ async def serve_handler(handler: Handler, sock: socket.socket | None = None, pat
 async def serve_app(app, sock: socket.socket, ssl_context=None) -> asyncio.Server:
     """Serve an httpbase application (``async app(req) -> Response``) on a listening socket."""
     async def handler(req: Request, ex: Exchange) -> Response:
+        req.gone = ex.client_gone   # for answers that wait (a hanging /_ping) to notice a client leaving
         return await app(req)
     return await serve_handler(handler, sock=sock, ssl_context=ssl_context)
 

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 ROLES = ("manager", "worker", "lb")
+# Timing knobs of `up` (lab.config keys) and their defaults, in seconds. Tests pass small values.
+TIMING = {
+    "health_period": 3.0,        # each replica refreshes its replica_health cache entry this often
+    "health_stale": 0.0,         # an entry older than this reads "reported health too long ago" (0: 3 periods)
+    "starting_seconds": 2.0,     # a dtr-* container's health stays `starting` this long after each start
+    "heartbeat_seconds": 10.0,   # MKE marks an unreachable node down after this long without a heartbeat
+}
 
 
 @dataclass
@@ -23,6 +31,7 @@ class Faults:
     mke_status: int | None = None        # MKE answers every API request with this status (5xx fault)
     mke_error_count: int = 0             # ... for this many requests (0 = until cleared)
     mke_latency_ms: int = 0              # MKE delays every answer by this much
+    token_ttl: float = 0.0               # MKE tokens stop working this many seconds after login (0: never)
 
 
 @dataclass
@@ -35,11 +44,17 @@ class Node:
     availability: str = "active"         # MKE Spec.Availability: active | pause | drain
     labels: dict[str, str] = field(default_factory=dict)
     partitioned: bool = False            # cut off the lab network (fault)
+    engine_down: bool = False            # its Docker engine is stopped (fault): no socket, containers stopped
     engine: object = None                # engine_state.EngineState, set by the daemon
 
     @property
     def in_mke(self) -> bool:
         return self.role in ("manager", "worker")
+
+    @property
+    def reachable(self) -> bool:
+        """Its engine answers over the lab network right now (what MKE and the other nodes need)."""
+        return self.state == "ready" and not self.partitioned and not self.engine_down
 
 
 class Lab:
@@ -52,7 +67,18 @@ class Lab:
         self.faults = Faults(join_seconds=float(config.get("join_seconds", 3.0)))
         self.cluster = None
         self.mke_config: dict | None = None   # MKE's config-toml document (msr_lab.mke.config)
+        self.clock: Callable[[], float] = time.time   # tests replace it to control time
         self._listeners: list[Callable[[], None]] = []
+
+    def now(self) -> float:
+        return self.clock()
+
+    def timing(self, key: str) -> float:
+        """A timing knob from the config, or its default (TIMING)."""
+        value = float(self.config.get(key, TIMING[key]))
+        if key == "health_stale" and value <= 0:
+            return 3 * self.timing("health_period")
+        return value
 
     def node(self, name: str) -> Node | None:
         return self.nodes.get(name)

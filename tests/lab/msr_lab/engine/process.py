@@ -77,8 +77,13 @@ class Container:
         self.status = "created"
         self.exit_code = 0
         self.error = ""
+        self.clock: Callable[[], float] = time.time  # the lab's clock (EngineState sets it)
         self.health: str | None = None
         self.health_on_start: str | None = None   # what a (re)start reports; None: no healthcheck
+        self.start_period = 0.0            # after each start a healthy container shows `starting` this long
+        self.ready_at: float | None = None # end of the current start period
+        self.health_hold = False           # shows `starting` until released (a joining replica's dtr-nginx)
+        self.manually_stopped = False      # stopped through the API: unless-stopped does not restart it
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.pid = 0
@@ -95,6 +100,32 @@ class Container:
         self.watchers: set[Callable[[], None]] = set()
         self.ctx: ProcessContext | None = None
         self.restart_count = 0
+
+    @property
+    def health(self) -> str | None:
+        """Docker's health status; a healthy container reads `starting` during its start period."""
+        h = self._health
+        if h == "healthy" and self.status == "running" and (
+                self.health_hold or (self.ready_at is not None and self.clock() < self.ready_at)):
+            return "starting"
+        return h
+
+    @health.setter
+    def health(self, value: str | None) -> None:
+        self._health = value
+
+    def starting_left(self) -> float:
+        """Seconds left of the start period (0 when over or not running)."""
+        if self.status != "running" or self.ready_at is None:
+            return 0.0
+        return max(0.0, self.ready_at - self.clock())
+
+    @property
+    def restart_on_boot(self) -> bool:
+        """What dockerd restarts when it starts: `always`, and `unless-stopped` unless stopped by hand."""
+        policy = (self.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+        return (self.started_at is not None and not self.running
+                and (policy == "always" or (policy == "unless-stopped" and not self.manually_stopped)))
 
     @property
     def running(self) -> bool:

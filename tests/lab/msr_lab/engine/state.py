@@ -8,7 +8,7 @@ threads. ``lab.changed()`` is called after state changes, never after mere outpu
 The state is split by subject; this module keeps EngineState and the container lifecycle, the others
 what it is made of: common.py (EngineError, image references, times), images.py (Image, PULLABLE, pull),
 objects.py (volumes, networks), process.py (Container, ProcessContext, programs, signals), views.py
-(listing with filters, summary and inspect JSON).
+(listing with filters, summary and inspect JSON), power.py (the engine going down and up).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import Callable
 from msr_lab.engine.common import EngineError
 from msr_lab.engine.images import Image, ImageStore
 from msr_lab.engine.objects import Network, ObjectStore, Volume
+from msr_lab.engine.power import EnginePower
 from msr_lab.engine.process import (
     IGNORED_SIGNALS,
     LOG_DRIVERS,
@@ -35,7 +36,7 @@ from msr_lab.engine.process import (
 from msr_lab.engine.views import ContainerViews
 
 
-class EngineState(ImageStore, ObjectStore, ContainerViews):
+class EngineState(ImageStore, ObjectStore, ContainerViews, EnginePower):
     def __init__(self, lab, node):
         self.lab = lab
         self.node = node
@@ -121,7 +122,9 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                                            "container to be able to reuse that name.")
             else:
                 name = self._new_name()
+            self._require_up()
             c = Container(secrets.token_hex(32), name, body, img, self.node)
+            c.clock = self.lab.now
             hc = c.host_config
             for bind in hc.get("Binds") or []:
                 src, _, rest = bind.partition(":")
@@ -155,6 +158,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                 raise EngineError(404, f"No such container: {c.id}")
             if c.running:
                 return False
+            self._require_up()
             nets = self.container_networks(c)
             missing = [n for n in nets if self._find_network(n) is None]
             if missing:
@@ -175,8 +179,10 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                 if c.exit_count:  # a restart gets a fresh stdin; the first start keeps what came early
                     c.stdin_eof = False
                     c.stdin.clear()
+                c.manually_stopped = False
                 if c.health_on_start is not None:
                     c.health = c.health_on_start
+                c.ready_at = self.lab.now() + c.start_period if c.start_period > 0 else None
                 program = program_for(c.image)
                 if program is not None:
                     ctx = c.ctx = ProcessContext(self, c)
@@ -240,6 +246,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
                 raise EngineError(409, f"cannot kill container: {c.name}: container {c.id} is not running")
             if num in IGNORED_SIGNALS:
                 return
+            c.manually_stopped = True
             self._terminate(c, 128 + num)
         self.lab.changed()
 
@@ -265,6 +272,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         with self.lab.lock:
             if not c.running:
                 return False
+            c.manually_stopped = True
             self._terminate(c, 143 if c.ctx is not None else 0)
         self.lab.changed()
         return True
@@ -277,6 +285,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         with self.lab.lock:
             if c.removed:
                 raise EngineError(404, f"No such container: {c.id}")
+            self._require_up()
             if c.running:
                 if not force:
                     raise EngineError(409, f'cannot remove container "/{c.name}": container is running: '
@@ -319,10 +328,11 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
 
     def run_service(self, name: str, image: str, labels: dict, env=(), health: str | None = "healthy",
                     volumes: dict[str, str] | None = None, network: str | None = None,
-                    ports: dict[int, int] | None = None) -> Container:
+                    ports: dict[int, int] | None = None, start_period: float = 0.0) -> Container:
         """Create and start a long-running container without program (a dtr-* service).
         ``volumes`` maps volume name -> mount path; ``network`` is its NetworkMode; ``ports`` maps
-        container port -> published host port (tcp)."""
+        container port -> published host port (tcp); ``start_period``: seconds of `starting` health
+        after each start (its healthcheck's start period)."""
         with self.lab.lock:
             if self.find_image(image) is None:
                 self.pull(image)
@@ -337,6 +347,7 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
             c = self.create_container(name, body)
             c.health = health
             c.health_on_start = health
+            c.start_period = start_period
             self.start_container(c)
             return c
 
@@ -344,5 +355,12 @@ class EngineState(ImageStore, ObjectStore, ContainerViews):
         with self.lab.lock:
             c.health = health
             c.health_on_start = health
+            self._notify(c)
+        self.lab.changed()
+
+    def hold_health(self, c: Container, hold: bool) -> None:
+        """Keep a healthy container at `starting` (hold) until released; its start period still applies."""
+        with self.lab.lock:
+            c.health_hold = hold
             self._notify(c)
         self.lab.changed()

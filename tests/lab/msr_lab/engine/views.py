@@ -127,7 +127,7 @@ class ContainerViews:
                      "OOMKilled": False, "Dead": c.status == "dead", "Pid": c.pid, "ExitCode": c.exit_code,
                      "Error": c.error, "StartedAt": rfc3339(c.started_at), "FinishedAt": rfc3339(c.finished_at)}
             if c.health is not None:
-                state["Health"] = {"Status": c.health, "FailingStreak": 0 if c.health == "healthy" else 1,
+                state["Health"] = {"Status": c.health, "FailingStreak": 1 if c.health == "unhealthy" else 0,
                                    "Log": []}
             hc = dict(c.host_config)
             hc.setdefault("Binds", None)

@@ -6,7 +6,8 @@ from msr_lab.mke import config
 from msr_lab.nodes import netns
 
 KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
-         "mke-error", "mke-latency", "ghost", "quorum-loss", "admin-scheduling", "clear")
+         "mke-error", "mke-latency", "ghost", "quorum-loss", "admin-scheduling", "clear",
+         "engine-down", "engine-up", "slow-ping", "hang-ping", "freeze-health", "thaw-health", "token-expiry")
 
 
 def replica_id(lab: Lab, target: str) -> str:
@@ -61,7 +62,37 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         lab.changed()
     elif kind == "clear":
         clear(lab, desc)
-    return {"faults": vars(faults).copy(), "health": lab.cluster.health()}
+    elif kind in ("engine-down", "engine-up"):
+        engine_fault(lab, node_name(lab, target), down=kind == "engine-down")
+    elif kind in ("slow-ping", "hang-ping", "freeze-health", "thaw-health"):
+        replica_fault(lab, kind, replica_id(lab, target), req)
+    elif kind == "token-expiry":
+        faults.token_ttl = float(req["seconds"])
+    reported, _ = lab.cluster.reports.view(None, lab.now())
+    return {"faults": vars(faults).copy(), "health": lab.cluster.health(), "reported": reported}
+
+
+def engine_fault(lab: Lab, name: str, down: bool) -> None:
+    """The node's dockerd stops (its containers stop, its socket refuses) or starts again."""
+    node = lab.nodes[name]
+    if node.engine is None:
+        raise ValueError(f"node {name!r} has no Docker engine (it is not an MKE node)")
+    if down and not node.engine_down:
+        node.engine.shut_down()
+    elif not down and node.engine_down:
+        node.engine.boot()
+
+
+def replica_fault(lab: Lab, kind: str, rid: str, req: dict) -> None:
+    with lab.lock:
+        r = lab.cluster.replicas[rid]
+        if kind == "slow-ping":
+            r.ping_delay_ms = int(req["ms"])
+        elif kind == "hang-ping":
+            r.ping_hang = True
+        else:
+            r.reports_frozen = kind == "freeze-health"
+    lab.changed()
 
 
 def _on_off(value) -> bool:
@@ -83,13 +114,21 @@ def quorum_loss(lab: Lab) -> None:
 
 
 def clear(lab: Lab, desc: dict) -> None:
-    """Undo the service faults and heal every partition. Stopped and ghost replicas stay as they are."""
+    """Undo the service faults, start stopped engines and heal every partition. Stopped and ghost replicas
+    stay as they are."""
     faults = lab.faults
     faults.kill_at_phase = None
     faults.join_seconds = float(lab.config.get("join_seconds", 3.0))
     faults.mke_status = None
     faults.mke_error_count = 0
     faults.mke_latency_ms = 0
+    faults.token_ttl = 0.0
+    with lab.lock:
+        for r in lab.cluster.replicas.values():
+            r.ping_delay_ms, r.ping_hang, r.reports_frozen = 0, False, False
+    for node in lab.nodes.values():
+        if node.engine_down:
+            node.engine.boot()
     for name, node in lab.nodes.items():
         if node.partitioned:
             netns.partition(desc["nodes"][name]["veth"], down=False)

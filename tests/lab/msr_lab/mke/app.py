@@ -1,8 +1,9 @@
 """MKE 3.x as the MSR tooling sees it: login, the CA, and the Docker API aggregated over the MKE nodes.
 
-One MkeApp serves every manager (tokens are cluster-wide, as in MKE). Nodes that are down or
-partitioned are reported "down" and their containers are missing from /containers/json, because MKE
-cannot reach their engines.
+One MkeApp serves every manager (tokens are cluster-wide, as in MKE). MKE cannot reach the engine of a
+node that is down, partitioned or whose engine is stopped, so that node's containers are missing from
+/containers/json at once; but /nodes shows it "down" only once no heartbeat came for `heartbeat_seconds`
+(until then it still reads "ready"). The daemon calls `tick(now)` to record heartbeats.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ class MkeApp:
         self.lab = lab
         self.cluster_id = secrets.token_hex(13)[:25]
         self.created = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+        self.started = lab.now()
+        self.heartbeats: dict[str, float] = {}   # node name -> last heartbeat MKE received
 
     async def __call__(self, req: Request) -> Response:
         faults = self.lab.faults
@@ -154,14 +157,31 @@ class MkeApp:
 
     @staticmethod
     def reachable(node) -> bool:
-        return node.state == "ready" and not node.partitioned
+        return node.reachable
+
+    def tick(self, now: float) -> None:
+        """Heartbeats: every node MKE can reach now checks in."""
+        with self.lab.lock:
+            for n in self.lab.mke_nodes():
+                if n.reachable:
+                    self.heartbeats[n.name] = now
+
+    def shown_ready(self, node) -> bool:
+        """What /nodes says: ready until the heartbeat delay has passed since the last heartbeat."""
+        with self.lab.lock:
+            now = self.lab.now()
+            if node.reachable:
+                self.heartbeats[node.name] = now
+                return True
+            last = self.heartbeats.get(node.name, self.started)
+            return now - last < self.lab.timing("heartbeat_seconds")
 
     def _leader(self):
         managers = [n for n in self.lab.mke_nodes() if n.role == "manager"]
         return next((n for n in managers if self.reachable(n)), managers[0] if managers else None)
 
     def node_json(self, node) -> dict:
-        up = self.reachable(node)
+        up = self.shown_ready(node)
         kind = "manager" if node.role == "manager" else "worker"
         labels = {"com.docker.ucp.SANs": f"{node.addr},{node.name}", "com.docker.ucp.access.label": "/System",
                   "com.docker.ucp.collection": "system" if kind == "manager" else "shared",

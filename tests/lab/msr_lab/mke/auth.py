@@ -11,27 +11,38 @@ import weakref
 
 from msr_lab.common.httpbase import Request
 
-_TOKENS: "weakref.WeakKeyDictionary[object, dict[str, str]]" = weakref.WeakKeyDictionary()
+_TOKENS: "weakref.WeakKeyDictionary[object, dict[str, tuple[str, float]]]" = weakref.WeakKeyDictionary()
 
 
-def tokens(lab) -> dict[str, str]:
-    """MKE session tokens (auth_token -> username), shared with the MSR replicas for basic auth."""
+def tokens(lab) -> dict[str, tuple[str, float]]:
+    """MKE session tokens (auth_token -> (username, issued at)), shared with the MSR replicas for basic auth."""
     return _TOKENS.setdefault(lab, {})
 
 
 def issue_token(lab, username: str) -> str:
     token = secrets.token_hex(32)
     with lab.lock:
-        tokens(lab)[token] = username
+        tokens(lab)[token] = (username, lab.now())
     return token
+
+
+def token_user(lab, token: str) -> str | None:
+    """The user of a token that is still valid; the token-expiry fault limits its age."""
+    with lab.lock:
+        entry = tokens(lab).get(token)
+        if entry is None:
+            return None
+        ttl = lab.faults.token_ttl
+        if ttl and lab.now() - entry[1] >= ttl:
+            return None
+        return entry[0]
 
 
 def request_authorized(lab, req: Request) -> bool:
     """An MKE bearer token, or basic auth with the admin password or a token (MKE and MSR alike)."""
     header = req.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        with lab.lock:
-            return header[7:].strip() in tokens(lab)
+        return token_user(lab, header[7:].strip()) is not None
     creds = parse_basic(header)
     return creds is not None and admin_ok(lab, *creds)
 
@@ -52,5 +63,4 @@ def admin_ok(lab, username: str, secret: str) -> bool:
         return False
     if secrets.compare_digest(secret.encode(), str(lab.config.get("mke_password", "")).encode()):
         return True
-    with lab.lock:
-        return tokens(lab).get(secret) == username
+    return token_user(lab, secret) == username

@@ -26,7 +26,7 @@ class PlacementError(Exception):
 
 
 def engine_reachable(node) -> bool:
-    return node.state == "ready" and not node.partitioned and not getattr(node, "engine_down", False)
+    return node.reachable
 
 
 def unreachable_message(node) -> str:

@@ -5,6 +5,7 @@ cut off in a minority sees the others as unreachable and cannot read or write th
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 
@@ -42,7 +43,29 @@ class MsrApp(RepositoryRoutes):
     async def __call__(self, req: Request) -> Response:
         self.requests += 1
         self.accepted += 1
+        if req.path == "/_ping" and req.method in ("GET", "HEAD"):
+            await self.ping_fault(req)
         return self.handle(req)
+
+    async def ping_fault(self, req: Request) -> None:
+        """A slow or hanging /_ping (fault): wait before answering, or until the hang is cleared.
+        A client that gives up (a health check's timeout) ends its wait, so abandoned checks pile up nowhere."""
+        r = self.cluster.replicas.get(self.rid)
+        if r is None:
+            return
+        if r.ping_delay_ms:
+            await asyncio.sleep(r.ping_delay_ms / 1000)
+        gone = asyncio.ensure_future(req.gone()) if r.ping_hang and req.gone else None
+        if gone is not None:
+            gone.add_done_callback(lambda f: f.cancelled() or f.exception())   # a reset is no error here
+        try:
+            while r.ping_hang and self.cluster.replicas.get(self.rid) is r:
+                if gone is not None and gone.done():
+                    raise ConnectionResetError("the client gave up on a hanging /_ping")
+                await asyncio.sleep(0.05)
+        finally:
+            if gone is not None:
+                gone.cancel()
 
     def handle(self, req: Request) -> Response:
         path = req.path

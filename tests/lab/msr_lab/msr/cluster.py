@@ -14,6 +14,7 @@ from msr_lab.msr.health import ClusterError, Replica
 from msr_lab.msr.metadata import ReplicaMetadata
 from msr_lab.msr.objects import ReplicaObjects
 from msr_lab.msr.tls import ClusterTLS
+from msr_lab.msr.reports import HealthReports
 
 DEFAULT_STORAGE = {
     "s3": {"s3": {"bucket": "msr-lab", "region": "us-east-1", "regionendpoint": "", "rootdirectory": "",
@@ -37,6 +38,7 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
         self.lab = lab
         self.replicas: dict[str, Replica] = {}
         self._apps: dict[str, object] = {}
+        self.reports = HealthReports(self)   # the replica_health cache of cluster_status
         self.init_metadata()     # before storage/settings: assigning them fills the seed of a fresh install
         self._blank()
 
@@ -98,6 +100,7 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
             self.replicas.clear()
             self._apps.clear()
             self.copies.clear()
+            self.reports = HealthReports(self)
             self._blank()
         self._changed()
 
@@ -118,6 +121,7 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
                 raise ClusterError(f"no node {node!r}")
             r = Replica(rid, node, version, "joining", int(http_port), int(https_port), repo or self._repo())
             self.replicas[rid] = r
+            self.reports.added(rid)
         self._changed()
         return r
 
@@ -128,8 +132,8 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
                 self.receive_metadata(rid)
             r.state = "running"
             nginx = self._container(rid, "nginx")
-            if nginx is not None and nginx.health == "starting":
-                self._engine(self.replicas[rid].node).set_health(nginx, "healthy")
+            if nginx is not None and nginx.health_hold:   # its own start period still applies
+                self._engine(self.replicas[rid].node).hold_health(nginx, False)
         self._changed()
 
     def remove_member(self, rid) -> None:
@@ -139,6 +143,7 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
             self._apps.pop(rid, None)
             self.tls.forget(rid)
             self.drop_metadata(rid)
+            self.reports.removed(rid)
         self._changed()
 
     def emergency_repair(self, keep_rid, force=False) -> dict:
@@ -152,6 +157,7 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
                 r = self.replicas.pop(rid)
                 self._apps.pop(rid, None)
                 self.drop_metadata(rid)
+                self.reports.removed(rid)
                 res = self.delete_replica_objects(rid, r.node, volumes=force)
                 (out["removed"] if res["reachable"] else out["unreachable"]).append(rid)
             keep.state = "running"
@@ -214,18 +220,31 @@ class Cluster(ReplicaMetadata, ReplicaObjects):
                     out.append((r.node, r.https_port, True, app))
             return out
 
+    def replica_faults(self, rid) -> dict:
+        r = self.replicas[rid]
+        out = {"ping_delay_ms": r.ping_delay_ms, "ping_hang": r.ping_hang, "reports_frozen": r.reports_frozen}
+        return {k: v for k, v in out.items() if v}
+
     def storage_driver(self) -> str:
         keys = [k for k in self.storage if k not in ("delete", "maintenance", "redirect", "cache")]
         return ("nfs" if self.nfs and keys == ["filesystem"] else keys[0]) if keys else ""
 
     def status(self) -> dict:
+        """`health` is the live RethinkDB view; `reported` is what cluster_status shows (the cache)."""
         with self.lab.lock:
             health = self.health()
+            now = self.lab.now()
+            reported, stamps = self.reports.view(None, now)
             reps = []
             for rid, r in self.replicas.items():
                 healthy, error = self.ping(rid)
+                age = self.reports.age(rid, now)
                 reps.append({"id": rid, "node": r.node, "version": r.version, "state": self.state_of(rid),
                              "health": health[rid], "ping": "OK" if healthy else error,
+                             "reported": reported[rid], "reported_at": stamps[rid],
+                             "reported_age": None if age is None else round(age, 1),
+                             "starting": round(self.starting_left(rid), 1),
+                             "faults": self.replica_faults(rid),
                              "http_port": r.http_port, "https_port": r.https_port,
                              "metadata": self.metadata_summary(rid)})
             voters = self._voters()

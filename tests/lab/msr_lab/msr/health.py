@@ -1,15 +1,17 @@
 """Replica records and what follows from them: health, quorum, /_ping and the cluster_status views.
 
-Health is derived, never stored: a replica's health follows from its membership state, its
-dtr-rethinkdb container, its node and the network partitions, so faults injected anywhere (a stopped
-container, a partitioned node) show up the way RethinkDB would report them.
+Live health is derived, never stored: a replica's health follows from its membership state, its
+dtr-rethinkdb container (running and past its start period), its node and the network partitions, so
+faults injected anywhere (a stopped container, a partitioned node) show up the way RethinkDB would report
+them. This live view is what the bootstrapper checks. The `replica_health` of cluster_status is another
+thing: the cache each replica refreshes on a period (msr.reports), which lags behind the live view.
 """
 from __future__ import annotations
 
 import datetime
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 STATE_TEXT = "Rethink replica is currently in state: {}"
 NOT_READY_TEXT = "Replica is not ready: " + STATE_TEXT.format("backfilling")
@@ -41,7 +43,10 @@ class Replica:
     http_port: int = 80
     https_port: int = 443
     repo: str = "mirantis"
-    last_seen: float = field(default_factory=time.time)
+    # faults of this replica (msr_lab.faults.inject)
+    ping_delay_ms: int = 0           # its /_ping answers this much later
+    ping_hang: bool = False          # its /_ping does not answer until cleared
+    reports_frozen: bool = False     # it stops refreshing its replica_health cache entry
 
 
 class ClusterHealth:
@@ -66,6 +71,28 @@ class ClusterHealth:
         c = self._container(rid, svc)
         return c is not None and c.status == "running"
 
+    def _started(self, rid: str, svc: str) -> bool:
+        """Running and past its start period (its engine health is no longer `starting`)."""
+        c = self._container(rid, svc)
+        return c is not None and c.status == "running" and c.starting_left() == 0
+
+    def starting_left(self, rid: str) -> float:
+        """Seconds until the last of the replica's containers leaves its start period (0: started)."""
+        with self.lab.lock:
+            r = self.replicas.get(rid)
+            engine = self._engine(r.node) if r else None
+            if engine is None:
+                return 0.0
+            mine = (c for c in engine.containers.values()
+                    if c.name.startswith("dtr-") and c.name.endswith(f"-{rid}"))
+            return max((c.starting_left() for c in mine), default=0.0)
+
+    def replica_started(self, rid: str) -> bool:
+        """Every service container runs and is past its start period (what `Waiting for DTR to start` waits for)."""
+        with self.lab.lock:
+            return (rid in self.replicas and all(self._running(rid, svc) for svc, _ in PING_SERVICES)
+                    and self.starting_left(rid) == 0)
+
     def _get(self, rid) -> Replica:
         r = self.replicas.get(rid)
         if r is None:
@@ -73,15 +100,15 @@ class ClusterHealth:
         return r
 
     def alive(self, rid: str) -> bool:
-        """Its rethinkdb server process is up (it may still be cut off by a partition).
+        """Its rethinkdb server is up and has started (it may still be cut off by a partition).
 
         Only the container decides, not the recorded state: a `docker start` of a stopped replica's
-        containers through the engine API brings it back, as on a real node.
+        containers through the engine API brings it back, as on a real node, once its start period is over.
         """
         r = self.replicas[rid]
         node = self.lab.node(r.node)
         return (r.state != "ghost" and node is not None and node.state == "ready"
-                and self._running(rid, "rethinkdb"))
+                and self._started(rid, "rethinkdb"))
 
     def state_of(self, rid: str) -> str:
         """The replica's state as shown to people: running/stopped follow its rethinkdb container."""
@@ -157,6 +184,9 @@ class ClusterHealth:
             for svc, label in PING_SERVICES:
                 if not self._running(rid, svc):
                     return False, f"{label}: container dtr-{svc}-{rid} is not running"
+            for svc, label in PING_SERVICES:
+                if not self._started(rid, svc):
+                    return False, f"{label}: container dtr-{svc}-{rid} is starting"
             text = self.health(rid)[rid]
             if text != "OK":
                 return False, f"rethinkdb: {text}"
@@ -189,13 +219,9 @@ class ClusterHealth:
                               "status": {"all_replicas_ready": False, "ready_for_writes": quorum,
                                          "ready_for_reads": quorum, "ready_for_outdated_reads": bool(group)}}}]
 
-    def replica_timestamp(self) -> dict[str, str]:
-        with self.lab.lock:
-            now = time.time()
-            for rid in self.replicas:
-                if self.alive(rid):
-                    self.replicas[rid].last_seen = now
-            return {rid: now_rfc3339(r.last_seen) for rid, r in self.replicas.items()}
+    def _time_connected(self, rid: str) -> str:
+        c = self._container(rid, "rethinkdb")
+        return now_rfc3339(c.ready_at or c.started_at) if c is not None and c.started_at else now_rfc3339()
 
     def rethink_system_tables(self, observer: str | None = None) -> dict:
         with self.lab.lock:
@@ -209,7 +235,7 @@ class ClusterHealth:
                                 "cluster_port": 29015, "reql_port": 28015, "http_admin_port": "<no http admin>",
                                 "hostname": rid,
                                 "connected_to": {server_name(o): o in group for o in self.replicas if o != rid},
-                                "time_connected": now_rfc3339(self.replicas[rid].last_seen)},
+                                "time_connected": self._time_connected(rid)},
                     "process": {"version": "rethinkdb 2.4.4", "argv": ["rethinkdb"], "cache_size_mb": 1024},
                 })
             return {
@@ -220,12 +246,16 @@ class ClusterHealth:
             }
 
     def cluster_status(self, observer: str | None = None) -> dict:
-        """The /api/v0/meta/cluster_status document as observed by `observer`."""
+        """The /api/v0/meta/cluster_status document as observed by `observer`.
+
+        `replica_health` and `replica_timestamp` come from the reported cache (msr.reports), the rest from
+        the live RethinkDB state."""
         with self.lab.lock:
+            health, stamps = self.reports.view(observer, self.lab.now())
             return {"current_issues": [{"critical": i["critical"], "description": i["description"]}
                                        for i in self.current_issues(observer)],
-                    "replica_health": self.health(observer),
-                    "replica_timestamp": self.replica_timestamp(),
+                    "replica_health": health,
+                    "replica_timestamp": stamps,
                     "replica_ids": list(self.replicas),
                     "rethink_system_tables": self.rethink_system_tables(observer),
                     "gc_lock_holder": "", "majority": self.majority()}

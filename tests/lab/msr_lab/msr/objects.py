@@ -1,8 +1,6 @@
 """The per-replica runtime objects on the node engines: the dtr-* containers, volumes and networks."""
 from __future__ import annotations
 
-import time
-
 from msr_lab.msr.health import ClusterError, ClusterHealth
 
 SERVICES = ("rethinkdb", "registry", "garant", "api", "notary-server", "nginx", "jobrunner",
@@ -75,19 +73,18 @@ class ReplicaObjects(ClusterHealth):
                 # dtr-nginx publishes the replica's ports on the node, as --replica-http(s)-port say
                 ports = {80: r.http_port, 443: r.https_port} if svc == "nginx" and r is not None else None
                 c = engine.run_service(name, image, labels, env, volumes=self.service_volumes(rid, svc),
-                                       network="dtr-ol", ports=ports)
+                                       network="dtr-ol", ports=ports, start_period=self.lab.timing("starting_seconds"))
                 if svc == "nginx" and r is not None and r.state == "joining":
-                    engine.set_health(c, "starting")  # healthy once the join completes (mark_running)
+                    engine.hold_health(c, True)  # `starting` until the join completes (mark_running)
                 created["containers"].append(name)
             if r is not None:
                 r.version = version
-                r.last_seen = time.time()
         self._changed()
         return created
 
     def _reachable(self, node_name) -> bool:
         node = self.lab.node(node_name)
-        return node is not None and node.engine is not None and node.state == "ready" and not node.partitioned
+        return node is not None and node.engine is not None and node.reachable
 
     def delete_replica_objects(self, rid, node, volumes=True) -> dict:
         """Remove the replica's containers (and volumes) that exist on `node`.
