@@ -76,6 +76,12 @@ class Faults:
     def quorum_loss(self):
         return self._fault("quorum-loss")
 
+    def lb_down(self, node: str):
+        return self._fault("lb-down", target=node)
+
+    def lb_up(self, node: str):
+        return self._fault("lb-up", target=node)
+
     def clear(self):
         return self._fault("clear")
 

@@ -35,6 +35,7 @@ class Node:
     availability: str = "active"         # MKE Spec.Availability: active | pause | drain
     labels: dict[str, str] = field(default_factory=dict)
     partitioned: bool = False            # cut off the lab network (fault)
+    lb_down: bool = False                # an LB node that is down (fault lb-down): unreachable, no process
     engine: object = None                # engine_state.EngineState, set by the daemon
 
     @property

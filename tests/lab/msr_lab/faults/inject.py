@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from msr_lab.common.model import Lab
+from msr_lab.lb import lbnode
 from msr_lab.nodes import netns
 
 KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
-         "mke-error", "mke-latency", "ghost", "quorum-loss", "clear")
+         "mke-error", "mke-latency", "ghost", "quorum-loss", "clear", "lb-down", "lb-up")
 
 
 def replica_id(lab: Lab, target: str) -> str:
@@ -39,7 +40,8 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         lab.cluster.ghost_replica(replica_id(lab, target))
     elif kind in ("partition", "heal"):
         name = node_name(lab, target)
-        netns.partition(desc["nodes"][name]["veth"], down=kind == "partition")
+        if not lab.nodes[name].lb_down:   # a node that is down keeps its link down until lb-up
+            netns.partition(desc["nodes"][name]["veth"], down=kind == "partition")
         with lab.lock:
             lab.nodes[name].partitioned = kind == "partition"
         lab.changed()
@@ -54,6 +56,8 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         faults.mke_error_count = int(req.get("count", 0))
     elif kind == "mke-latency":
         faults.mke_latency_ms = int(req["ms"])
+    elif kind in ("lb-down", "lb-up"):
+        lb_power(lab, desc, target, up=kind == "lb-up")
     elif kind == "clear":
         clear(lab, desc)
     return {"faults": vars(faults).copy(), "health": lab.cluster.health()}
@@ -71,6 +75,24 @@ def quorum_loss(lab: Lab) -> None:
         cluster.stop_replica(rid)
 
 
+def lb_power(lab: Lab, desc: dict, name: str, up: bool) -> None:
+    """An LB node goes down (unreachable, its processes gone) or boots again; repeating either is a no-op."""
+    node = lab.nodes.get(name)
+    if node is None or node.role != "lb":
+        lbs = ", ".join(n for n, x in lab.nodes.items() if x.role == "lb") or "none"
+        raise ValueError(f"{name!r} is not an LB node (LB nodes: {lbs})")
+    info = desc["nodes"][name]
+    with lab.lock:
+        if node.lb_down == (not up):
+            return
+        node.lb_down = not up
+    if up:
+        lbnode.power_on(info["pid"], info["veth"], link=not node.partitioned)
+    else:
+        lbnode.power_off(info["pid"], info["veth"])
+    lab.changed()
+
+
 def clear(lab: Lab, desc: dict) -> None:
     """Undo the service faults and heal every partition. Stopped and ghost replicas stay as they are."""
     faults = lab.faults
@@ -81,6 +103,9 @@ def clear(lab: Lab, desc: dict) -> None:
     faults.mke_latency_ms = 0
     for name, node in lab.nodes.items():
         if node.partitioned:
-            netns.partition(desc["nodes"][name]["veth"], down=False)
+            if not node.lb_down:
+                netns.partition(desc["nodes"][name]["veth"], down=False)
             node.partitioned = False
+    for name in [n for n, node in lab.nodes.items() if node.lb_down]:
+        lb_power(lab, desc, name, up=True)
     lab.changed()
