@@ -15,17 +15,22 @@ HAPROXY_DEFAULTS = '/etc/default/haproxy'
 HAPROXY_PID = '/run/haproxy.pid'            # the init script's PIDFILE (/var/run is /run)
 ADMIN_SOCK = '/run/haproxy/admin.sock'
 
-# Sourced by the init script. Seamless reloads: the new process takes the listening sockets over from
-# the running one through the admin socket (`expose-fd listeners`) instead of binding its own, so not
-# one connection is refused or reset during a reload. haproxy refuses to start with -x when no old
-# process answers (a first start, a start after a crash): hence the condition.
+# Sourced by the init script, with its arguments ($1 is the action). Seamless reloads: on reload the
+# new process takes the listening sockets over from the running one through the admin socket
+# (`expose-fd listeners`) instead of binding its own, so not one connection is refused or reset.
+# Only on reload of a running haproxy: with -x, haproxy refuses to start when no old process answers
+# (start, restart after the stop, reload of a stopped or crashed haproxy).
 DEFAULTS = f'''# Defaults file for HAProxy (msr-lab LB node), sourced by /etc/init.d/haproxy
 #CONFIG="/etc/haproxy/haproxy.cfg"
 
 # Seamless reloads: take the listening sockets over from the running haproxy (see haproxy(1), -x).
-if [ -S {ADMIN_SOCK} ] && [ -s {HAPROXY_PID} ] && kill -0 "$(cat {HAPROXY_PID})" 2>/dev/null; then
-\tEXTRAOPTS="-x {ADMIN_SOCK}"
-fi
+case "$1" in
+reload|force-reload)
+\tif [ -S {ADMIN_SOCK} ] && [ -s {HAPROXY_PID} ] && kill -0 "$(cat {HAPROXY_PID})" 2>/dev/null; then
+\t\tEXTRAOPTS="-x {ADMIN_SOCK}"
+\tfi
+\t;;
+esac
 '''
 
 

@@ -29,11 +29,12 @@ def parse_kinds(values, count):
 
 
 def start(state_dir, lb_name, kind, servers):
-    """Start `kind` on the node through its init script, the pool written in its config; the other
-    kind is disabled in the node's runlevels (update-rc.d), so only `kind` comes back after a reboot."""
-    other = next(k for k in KINDS if k != kind)
-    check(exec_in_node((state_dir, lb_name), ['update-rc.d', other, 'disable'], capture_output=True, text=True),
-          f'update-rc.d {other} disable')
+    """Start `kind` on the node through its init script, the pool written in its config. Only `kind`
+    is enabled in the node's runlevels (update-rc.d), so only it comes back after a reboot."""
+    for k in KINDS:
+        action = 'enable' if k == kind else 'disable'
+        check(exec_in_node((state_dir, lb_name), ['update-rc.d', k, action], capture_output=True, text=True),
+              f'update-rc.d {k} {action}')
     if kind == 'haproxy':
         haproxy.start_haproxy(state_dir, lb_name, servers)
     else:
