@@ -110,14 +110,18 @@ def nginx_log(state_dir, lb_name):
 
 
 _UPSTREAM = re.compile(r'upstream\s+(\S+)\s*\{([^}]*)\}')
-_SERVER = re.compile(r'^\s*server\s+(\S+)([^;]*);', re.M)
 
 
 def parse_upstreams(conf):
-    """[(upstream, address, parameters)] of every stream upstream server line (comments dropped)."""
+    """[(upstream, address, parameters)] of every server of every upstream block (comments dropped)."""
     text = re.sub(r'#[^\n]*', '', conf)
-    return [(name, addr, params.split()) for name, body in _UPSTREAM.findall(text)
-            for addr, params in _SERVER.findall(body)]
+    out = []
+    for name, body in _UPSTREAM.findall(text):
+        for statement in body.split(';'):
+            words = statement.split()
+            if len(words) >= 2 and words[0] == 'server':
+                out.append((name, words[1], words[2:]))
+    return out
 
 
 def nginx_servers(state_dir, lb_name, names=None):
