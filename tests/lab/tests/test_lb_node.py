@@ -224,6 +224,20 @@ def test_lb_node_down_then_boots_from_its_config(lab, haproxy_lb):
     wait_for(lambda: seen_through_lb() == BOTH, 10, 'serving after boot')
 
 
+def test_a_boot_with_a_broken_config_leaves_the_service_stopped(lab, haproxy_lb):
+    node, veth = (lab.state, 'lb'), lab.nodes['lb']['veth']
+    good = f'cp {haproxy.HAPROXY_CFG} /root/boot.cfg'
+    assert lab.ssh('lb', f'{good} && printf "\\tbogus_keyword\\n" >> {haproxy.HAPROXY_CFG}').returncode == 0
+    lbnode.power_off(node, veth)
+    booted = lbnode.power_on(node, veth)
+    assert booted.returncode != 0 and 'Fatal errors' in booted.stderr, booted
+    assert lab.ssh('lb', 'true').returncode == 0 and not _running(lab, 'haproxy')   # up, not serving
+    with pytest.raises(OSError):
+        read_line(ADDR['lb'], 443, timeout=1)
+    assert lab.ssh('lb', f'cp /root/boot.cfg {haproxy.HAPROXY_CFG} && service haproxy start').returncode == 0
+    assert seen_through_lb() == BOTH
+
+
 def test_a_boot_starts_only_the_kind_the_node_runs(lab, nginx_lb):
     node, veth = (lab.state, 'lb'), lab.nodes['lb']['veth']
     lbnode.power_off(node, veth)

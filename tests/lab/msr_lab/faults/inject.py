@@ -94,7 +94,7 @@ def lb_power(lab: Lab, desc: dict, name: str, up: bool) -> None:
 
 
 def clear(lab: Lab, desc: dict) -> None:
-    """Undo the service faults and heal every partition. Stopped and ghost replicas stay as they are."""
+    """Undo the service faults, heal every partition, boot downed LB nodes. Stopped and ghost replicas stay."""
     faults = lab.faults
     faults.kill_at_phase = None
     faults.join_seconds = float(lab.config.get("join_seconds", 3.0))
