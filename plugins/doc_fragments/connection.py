@@ -36,7 +36,8 @@ options:
     type: str
   mke_insecure_tls:
     description:
-      - Do not verify the MKE certificate (and, unless O(msr_ca) is given, the MSR replica certificates).
+      - Do not verify the MKE certificate (and, unless O(msr_ca) or O(msr_insecure_tls) is given, the MSR
+        replica certificates).
       - The module warns when this is true. Prefer O(mke_ca).
     type: bool
     default: false
@@ -48,11 +49,15 @@ options:
     type: str
   msr_ca:
     description:
-      - PEM text of the CA that signed the MSR replica certificates. Defaults to O(mke_ca).
+      - PEM text of MSR's own CA, which signed the MSR replica certificates. MSR generates it at install
+        (or uses the CA given to C(install --dtr-ca)); every replica serves it at C(https://<replica>/ca).
+      - The MKE CA does not verify MSR replicas. One of O(msr_ca) or O(msr_insecure_tls=true) is required,
+        unless O(mke_insecure_tls=true).
     type: str
   msr_insecure_tls:
     description:
-      - Do not verify MSR replica certificates. Defaults to O(mke_insecure_tls) when O(msr_ca) is not given.
+      - Do not verify MSR replica certificates (the module warns). Defaults to O(mke_insecure_tls) when
+        O(msr_ca) is not given.
     type: bool
   api_timeout:
     description:

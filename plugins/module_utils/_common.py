@@ -52,16 +52,24 @@ def check_connection_params(module):
         module.fail_json(msg="api_retries must be 1 or more")
     if p["api_timeout"] < 1:
         module.fail_json(msg="api_timeout must be 1 or more")
-    if msr_tls(p)[1] and not p["mke_insecure_tls"]:
+    ca_pem, insecure = msr_tls(p)
+    if p["msr_ca"] and p["msr_insecure_tls"]:
+        module.fail_json(msg="msr_ca and msr_insecure_tls are mutually exclusive: give MSR's CA or disable verification, not both")
+    if not ca_pem and not insecure:
+        module.fail_json(msg="one of msr_ca (MSR's own CA certificate, PEM text; every replica serves it at "
+                             "https://<replica>/ca) or msr_insecure_tls=true is required: MSR replicas have "
+                             "certificates of their own, which the MKE CA does not verify")
+    if insecure and not p["mke_insecure_tls"]:
         module.warn("msr_insecure_tls is true: MSR replica certificates are NOT verified.")
 
 
 def msr_tls(params):
-    """(ca_pem, insecure) for MSR replicas: explicit msr_* settings, else the MKE ones."""
+    """(ca_pem, insecure) for MSR replicas: MSR's own CA, never MKE's (MSR generates its own at install).
+    Without msr_ca, mke_insecure_tls=true also means not verifying the replicas."""
     insecure = params.get("msr_insecure_tls")
     if insecure is None:
         insecure = bool(params.get("mke_insecure_tls")) and not params.get("msr_ca")
-    return (params.get("msr_ca") or params.get("mke_ca")), insecure
+    return params.get("msr_ca"), bool(insecure)
 
 
 def make_ssl_context(ca_pem, insecure):

@@ -23,7 +23,8 @@ class MsrClient:
         self.http = http or HttpClient(
             self.url, ca_pem=ca_pem, insecure=insecure, timeout=timeout, retries=retries,
             what="MSR replica %s" % self.url,
-            tls_hint="Give the CA that signed the MSR certificates in msr_ca (or mke_ca) or set msr_insecure_tls: true")
+            tls_hint="Give MSR's own CA in msr_ca (every replica serves it at https://<replica>/ca) or set "
+                     "msr_insecure_tls: true")
 
     def ping(self, tries=1):
         """{"status": HTTP status or None, "healthy": bool, "error": text}; never raises for 503."""

@@ -195,6 +195,7 @@ class Lab:
                 "mke_username": "{{ msr_mke_username }}",
                 "mke_password": "{{ msr_mke_password }}",
                 "mke_ca": "{{ msr_mke_ca }}",
+                "msr_ca": "{{ msr_ca }}",
             }},
             "tasks": tasks,
         }], sort_keys=False)

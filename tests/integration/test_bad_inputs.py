@@ -85,6 +85,30 @@ def test_untrusted_ca_fails_clearly_and_changes_nothing(lab):
     assert lab.replica_on("worker3") is None
 
 
+def test_the_mke_ca_does_not_verify_msr(lab):
+    """MSR replicas have certificates of their own CA: msr_ca is required, and the MKE CA in its place fails
+    the TLS check with a hint, before anything changes."""
+    lab.fresh(replicas=1)
+    before = snapshot(lab)
+    run = lab.run(lab.play(join_and_info(msr_ca=None)), touches=False)
+    assert run.rc == 0, run.output
+    for name in ("join worker3", "read the cluster"):
+        msg = run.result(name)["msg"]
+        assert msg.startswith("one of msr_ca (MSR's own CA certificate, PEM text; every replica serves it at "
+                              "https://<replica>/ca) or msr_insecure_tls=true is required"), msg
+    run = lab.run(lab.play(join_and_info(msr_ca="{{ msr_mke_ca }}")), touches=False)
+    assert run.rc == 0, run.output
+    url = "https://%s" % lab.hosts["worker1"]
+    join = run.task("join worker3")
+    assert join["status"] == "failed" and "refusing to join" in join["result"]["msg"], join
+    # cluster_info reports what it could not verify instead of failing
+    info = run.result("read the cluster")
+    texts = " ".join(i["message"] for i in info["issues"])
+    assert ("TLS verification of %s failed" % url) in texts and "Give MSR's own CA in msr_ca" in texts, texts
+    assert snapshot(lab) == before
+    assert lab.replica_on("worker3") is None
+
+
 def test_mke_insecure_tls_works_and_warns(lab):
     lab.fresh(replicas=1)
     seeded = lab.replica_on("worker1")["id"]

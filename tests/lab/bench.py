@@ -115,7 +115,9 @@ def join_once() -> tuple[float, int]:
 
 def load(host: str, port: int, tls: bool) -> tuple[int, int, float]:
     """/_ping through HAProxy for LOAD_SECONDS from THREADS threads, keep-alive; (ok, failed, seconds)."""
-    ctx = ssl.create_default_context(cafile=str(STATE / "pki" / "ca.pem")) if tls else None
+    # the replicas behind the LB serve certificates of the cluster's own MSR CA (it names the LB address)
+    msr_ca = json.loads(cli("status", "--json")[0].stdout)["cluster"]["msr_ca"]
+    ctx = ssl.create_default_context(cadata=msr_ca) if tls else None
     counts = [[0, 0] for _ in range(THREADS)]
     deadline = time.monotonic() + LOAD_SECONDS
 

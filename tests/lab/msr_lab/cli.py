@@ -27,6 +27,7 @@ kill-bootstrapper PHASE kill the next bootstrapper run when it reaches PHASE (e.
 slow-join SECONDS       make every join's replication step take SECONDS
 mke-error STATUS [COUNT] MKE answers STATUS (e.g. 500) to the next COUNT requests (0: until cleared)
 mke-latency MS          MKE waits MS milliseconds before every answer
+admin-scheduling on|off MKE lets admins run containers on managers and MSR nodes, or not (config-toml)
 lb-down NODE            an LB node goes down: unreachable, its processes gone (runtime API changes lost)
 lb-up NODE              it boots again: sshd and its enabled LB service start from the config on disk
 clear                   undo the service faults, heal all partitions, bring LB nodes back up"""
@@ -49,8 +50,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--replicas", type=int, default=1,
                     help="MSR replicas installed at start, on the first workers (default 1; 0 = MSR not installed)")
     up.add_argument("--storage", default="s3", choices=("s3", "azure", "gcs", "swift", "filesystem", "nfs"),
-                    help="MSR image storage (default s3: shared object storage)")
+                    help="image storage of the cluster --replicas seeds (default s3: shared object storage); "
+                         "an install run later uses its own flags, local filesystem by default")
     up.add_argument("--join-seconds", type=float, default=3.0, help="how long a join takes (default 3)")
+    up.add_argument("--admin-scheduling", choices=("on", "off"),
+                    help="MKE's enable_admin_ucp_scheduling (default: on when --replicas > 0, as MSR's install "
+                         "needed it; off for a fresh MKE, as MKE ships)")
     up.add_argument("--subnet", default="10.77.0.0/24", help="the lab bridge's private /24 (default 10.77.0.0/24)")
 
     sub.add_parser("down", help="remove every namespace, process, mount, bridge and file of the lab")
@@ -73,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 def fault_request(kind: str, args: list[str]) -> dict:
     names = {"stop-replica": ["target"], "start-replica": ["target"], "partition": ["target"], "heal": ["target"],
              "ghost": ["target"], "kill-bootstrapper": ["phase"], "slow-join": ["seconds"],
-             "mke-error": ["status", "count"], "mke-latency": ["ms"],
+             "mke-error": ["status", "count"], "mke-latency": ["ms"], "admin-scheduling": ["state"],
              "lb-down": ["target"], "lb-up": ["target"]}.get(kind, [])
     required = names[:1] if kind != "mke-error" else []
     if len(args) < len(required) or len(args) > len(names):

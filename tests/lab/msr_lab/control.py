@@ -76,6 +76,9 @@ class Faults:
     def quorum_loss(self):
         return self._fault("quorum-loss")
 
+    def admin_scheduling(self, on: bool):
+        return self._fault("admin-scheduling", state="on" if on else "off")
+
     def lb_down(self, node: str):
         return self._fault("lb-down", target=node)
 

@@ -77,6 +77,8 @@ class Daemon:
                 self.lab.cluster.add_member(rid, name, cfg["msr_version"])
                 self.lab.cluster.create_replica_objects(rid, name, cfg["msr_version"])
                 self.lab.cluster.mark_running(rid)
+        if self.lab.cluster.installed:   # what the inventory's msr_ca falls back to without a daemon
+            (self.files.pki_dir / "msr-ca.pem").write_text(self.lab.cluster.tls.ca_pem)
         for node in self.lab.nodes.values():
             if node.engine is not None:  # the bootstrap images are on every node, as after `docker pull`
                 node.engine.pull(f"{cfg['msr_image']}:{cfg['msr_version']}")
@@ -90,9 +92,9 @@ class Daemon:
     async def reconcile(self) -> None:
         """Open and close MSR replica listeners so they follow the replicas' dtr-nginx containers."""
         with self.lab.lock:
-            # keyed by replica too: a new replica on the same node and port gets a fresh listener
-            wanted = {(node, port, tls, getattr(app, "rid", None)): app
-                      for node, port, tls, app in self.lab.cluster.listeners()}
+            # keyed by the replica's app too: a new replica (or a new cluster's replica of the same id) on
+            # the same node and port gets a fresh listener, with its own certificate
+            wanted = {(node, port, tls, app): app for node, port, tls, app in self.lab.cluster.listeners()}
         for key in [k for k in self.msr_servers if k not in wanted]:
             # a stopped dtr-nginx drops its open connections too, not only its listening socket
             await close_server(self.msr_servers.pop(key))
@@ -106,7 +108,14 @@ class Daemon:
             except OSError as exc:
                 log.warning("cannot listen on %s %s:%s: %s", node, addr, port, exc)
                 continue
-            self.msr_servers[key] = await serve_app(app, sock, self.tls if tls else None)
+            try:
+                # each replica serves its own certificate, from its cluster's MSR CA (msr/tls.py)
+                context = self.lab.cluster.server_context(app.rid) if tls else None
+            except Exception as exc:  # the replica left the cluster meanwhile: the next reconcile closes it
+                sock.close()
+                log.warning("no certificate for replica %s: %s", app.rid, exc)
+                continue
+            self.msr_servers[key] = await serve_app(app, sock, context)
 
     async def handle_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -18,7 +18,31 @@ def _literal(dumper, data):
 yaml.SafeDumper.add_representer(_Literal, _literal)
 
 
-def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
+def msr_trust(files: LabFiles, cluster: dict | None) -> dict:
+    """msr_ca, the organisation CA and certificate (msr_dtr_*) and msr_external_url.
+
+    msr_ca is the CA of the current cluster when the daemon answers (`cluster`, its status), else the
+    one of the cluster `up` seeded; empty when MSR is not installed. The msr_dtr_* material is valid for
+    every worker and LB (names and addresses), for an install from automation with --dtr-ca/cert/key.
+    """
+    pki = files.pki_dir
+    if cluster is not None:
+        ca = cluster.get("msr_ca") or ""
+    else:
+        seeded = pki / "msr-ca.pem"
+        ca = seeded.read_text() if seeded.exists() else ""
+    out = {"msr_ca": _Literal(ca) if ca else ""}
+    for var, name in (("msr_dtr_ca", "org-ca.pem"), ("msr_dtr_cert", "org-server.pem"),
+                      ("msr_dtr_key", "org-server.key")):
+        if (pki / name).exists():
+            out[var] = _Literal((pki / name).read_text())
+    url = files.load()["config"].get("seed_external_url")
+    if url:
+        out["msr_external_url"] = url
+    return out
+
+
+def build(files: LabFiles, replica_nodes: list[str] | None = None, cluster: dict | None = None) -> dict:
     desc = files.load()
     cfg = desc["config"]
     nodes = desc["nodes"]
@@ -46,6 +70,7 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
                 "msr_mke_password": cfg["mke_password"],
                 "msr_mke_ca": _Literal(files.pki_dir.joinpath("ca.pem").read_text()),
                 "msr_bootstrap_host": next(iter(managers)),
+                **msr_trust(files, cluster),
             },
             "children": {
                 "mke_managers": {"hosts": managers},
@@ -58,7 +83,7 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None) -> dict:
     }
 
 
-def render(files: LabFiles, replica_nodes: list[str] | None = None) -> str:
-    header = ("# msr-lab inventory: the lab's nodes, MKE admin credentials and CA.\n"
-              "# It holds the lab's MKE password in clear: it is a throwaway lab secret.\n")
-    return header + yaml.safe_dump(build(files, replica_nodes), sort_keys=False, default_flow_style=False)
+def render(files: LabFiles, replica_nodes: list[str] | None = None, cluster: dict | None = None) -> str:
+    header = ("# msr-lab inventory: the lab's nodes, MKE admin credentials and CA, MSR's CA.\n"
+              "# It holds the lab's MKE password and the msr_dtr_key in clear: they are throwaway lab secrets.\n")
+    return header + yaml.safe_dump(build(files, replica_nodes, cluster), sort_keys=False, default_flow_style=False)

@@ -55,17 +55,24 @@ def up(files: LabFiles, args) -> int:
     nodes = plan_nodes(args, net)
     workers = [n for n, i in nodes.items() if i["role"] == "worker"]
     managers = [n for n, i in nodes.items() if i["role"] == "manager"]
+    lbs = [n for n, i in nodes.items() if i["role"] == "lb"]
     config = {
         "msr_version": args.msr_version, "msr_image": "mirantis/dtr", "storage": args.storage,
         "join_seconds": args.join_seconds, "mke_username": "admin", "mke_password": secrets.token_urlsafe(18),
         "mke_url": f"https://{nodes[managers[0]]['addr']}", "seed_replicas": workers[:args.replicas],
         "subnet": str(net),
+        "admin_scheduling": (args.admin_scheduling == "on") if args.admin_scheduling else args.replicas > 0,
+        # the seeded cluster's --dtr-external-url: the LB, so its replicas' certificates name the LB too
+        "seed_external_url": f"https://{nodes[lbs[0]]['addr']}" if lbs else "",
     }
     try:
         files.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pki = LabPKI(files.pki_dir)
-        pki.ensure(list(nodes) + ["localhost"], [i["addr"] for i in nodes.values()] + ["127.0.0.1"])
+        pki = LabPKI(files.pki_dir)   # MKE's CA: its certificate names only the managers, which serve MKE
+        pki.ensure(managers, [nodes[m]["addr"] for m in managers])
         config["ca_pem"] = pki.ca_pem
+        # the inventory's "organisation" CA (msr_dtr_*): a certificate for the workers and the LB
+        LabPKI(files.pki_dir, prefix="org-", ca_name="msr-lab organisation CA").ensure(
+            workers + lbs, [nodes[n]["addr"] for n in workers + lbs])
         pubkey = sshkeys.ensure_client_key(str(files.root))
         host_addr = str(net.network_address + 1)
         netns.create_bridge(files.bridge, f"{host_addr}/{net.prefixlen}")
@@ -168,7 +175,7 @@ def down(files: LabFiles) -> int:
 
 
 def write_inventory(files: LabFiles, output: str | None) -> int:
-    text = inventory.render(files, current_replica_nodes(files))
+    text = inventory.render(files, current_replica_nodes(files), current_cluster(files))
     if output:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -184,6 +191,15 @@ def current_replica_nodes(files: LabFiles) -> list[str] | None:
     except (control.LabError, KeyError, TypeError):
         return None
     return sorted({r["node"] for r in replicas if r.get("node")})
+
+
+def current_cluster(files: LabFiles) -> dict | None:
+    """The MSR cluster as the daemon sees it now (None when the daemon does not answer)."""
+    try:
+        cluster = control.status(files)["cluster"]
+    except (control.LabError, KeyError, TypeError, OSError, ValueError):
+        return None
+    return cluster if isinstance(cluster, dict) else None
 
 
 def ssh_config(files: LabFiles, home: str | None) -> int:
@@ -211,6 +227,14 @@ def format_status(data: dict) -> str:
         lines.append("(MSR is not installed)")
     if "quorum" in cluster:
         lines.append(f"quorum: {cluster['quorum']}")
+    if cluster.get("installed"):
+        storage = cluster.get("storage", "")
+        if cluster.get("nfs_url"):
+            storage += f" ({cluster['nfs_url']})"
+        elif cluster.get("storage_volume"):
+            storage += f" (volume {cluster['storage_volume']})"
+        lines.append(f"storage: {storage}; external URL: {cluster.get('external_url') or '-'}; "
+                     f"MSR CA: {cluster.get('ca_subject')} (the replicas' CA: msr-lab inventory, msr_ca)")
     for name, pool in data.get("lb", {}).items():
         lines += ["", f"LB POOL on {name} ({data.get('lb_kinds', {}).get(name, 'haproxy')})"]
         if isinstance(pool, dict):

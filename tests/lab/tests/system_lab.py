@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,9 +73,10 @@ class SysLab:
         self.config = self.desc["config"]
         self.nodes = self.desc["nodes"]
         self.password = self.config["mke_password"]
-        self.ca = str(STATE / "pki" / "ca.pem")
+        self.ca = str(STATE / "pki" / "ca.pem")           # MKE's CA: it verifies MKE, never a replica
         self.ssh_config = str(STATE / "ssh" / "config")
         self.tls = ssl.create_default_context(cafile=self.ca)
+        self._msr_ca: str | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{NAME}-client-"))
 
     # ---- nodes -----------------------------------------------------------------------------------
@@ -149,19 +151,40 @@ class SysLab:
         return json.loads(cli("fault", kind, *map(str, args)).stdout)
 
     # ---- HTTP ------------------------------------------------------------------------------------
-    def request(self, url: str, method="GET", body=None, auth=None, token=None, timeout=5, tls=None):
-        """(status, parsed JSON or text, headers). auth: 'admin' for basic auth with the MKE password."""
+    def msr_ca(self, refresh=False) -> str:
+        """The CA of the current MSR cluster (what the replicas' certificates chain to), from the lab."""
+        if refresh or self._msr_ca is None:
+            self._msr_ca = self.status()["cluster"]["msr_ca"] or ""
+        return self._msr_ca
+
+    def msr_tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.msr_ca()) if self.msr_ca() else ssl.create_default_context()
+
+    def tls_for(self, url: str) -> ssl.SSLContext:
+        """MKE's CA for the managers, the MSR cluster's CA for every other node (replicas, the LB)."""
+        host = urllib.parse.urlsplit(url).hostname
+        managers = {self.addr(m) for m in self.names("manager")} | set(self.names("manager"))
+        return self.tls if host in managers else self.msr_tls()
+
+    def request(self, url: str, method="GET", body=None, auth=None, token=None, timeout=5, tls=None,
+                content_type=None):
+        """(status, parsed JSON or text, headers). auth: 'admin' for basic auth with the MKE password.
+        tls: the context to verify with; by default the CA of whatever the URL names (tls_for).
+        body: JSON-encoded unless it is bytes, which go as they are (with content_type)."""
         headers = {"Host": "msr.lab"} if "/_ping" in url else {}
         if auth == "admin":
             headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{self.password}".encode()).decode()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None
-        if body is not None:
+        if isinstance(body, bytes):
+            data = body
+            headers["Content-Type"] = content_type or "application/octet-stream"
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        ctx = self.tls if tls is None else tls
+        ctx = (self.tls_for(url) if url.startswith("https") else None) if tls is None else tls
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=ctx if url.startswith("https") else None) as r:
                 status, raw, hdrs = r.status, r.read(), r.headers

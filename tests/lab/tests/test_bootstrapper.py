@@ -14,6 +14,7 @@ from msr_lab.bootstrapper import flags as F
 from msr_lab.bootstrapper import program as bootstrapper
 from msr_lab.common.httpserver import close_server, serve_app
 from msr_lab.common.model import Lab, Node
+from msr_lab.mke import config
 from msr_lab.common.pki import LabPKI
 from msr_lab.engine.state import EngineState
 from msr_lab.mke.app import MkeApp
@@ -319,8 +320,7 @@ def test_join_random_node_without_ucp_node(env):
 def test_join_refusals_for_target_node_and_ids(env):
     rid, _ = env.seed(2)
     base = ["join", "--existing-replica-id", rid] + env.ucp()
-    cases = [(["--ucp-node", "manager1"], "is a UCP manager"),
-             (["--ucp-node", "worker2"], "already runs DTR replica"),
+    cases = [(["--ucp-node", "worker2"], "already runs DTR replica"),
              (["--ucp-node", "nosuch"], "not part of the UCP cluster"),
              (["--ucp-node", "worker3", "--replica-id", "XYZ"], "12-character hexadecimal"),
              (["--ucp-node", "worker3", "--replica-id", rid], "already exists")]
@@ -339,13 +339,53 @@ def test_unhealthy_cluster_refused_then_unsafe_join(env):
     r1, r2, r3 = env.seed(3)
     env.lab.cluster.stop_replica(r3)
     code, _, err = env.run(["join", "--ucp-node", "worker4", "--existing-replica-id", r1] + env.ucp())
-    last = err.splitlines()[-1]
-    assert code == 1 and KBASE in last and r3 in last and "state: disconnected" in last
+    # phase2's own FATA (the kbase text), then the bootstrapper's (msr2.md §1.10)
+    first, last = fatal_lines(err)
+    assert code == 1 and KBASE in first and r3 in first and "state: disconnected" in first
+    assert last == ("Failed to execute phase2: Problem running container 'dtr-phase2' from image "
+                    "'mirantis/dtr:2.9.16': non-zero return code 1")
+    assert messages(err).index("Waiting for phase2 container to be known to the Docker daemon") < \
+        messages(err).index(first)
     assert len(env.lab.cluster.replicas) == 3 and "dtr-phase2" not in env.names("worker4")[0]
     code, _, err = env.run(["join", "--ucp-node", "worker4", "--existing-replica-id", r1, "--unsafe-join"]
                            + env.ucp())
     assert code == 0, err
     assert any("--unsafe-join" in m for lvl, m in records(err) if lvl == "warning") and len(env.lab.cluster.replicas) == 4
+
+
+NO_NODES = 'Error response from daemon: {"message":"could not find any nodes on which the container could be created"}'
+
+
+def test_mke_scheduling_decides_where_the_bootstrapper_may_run_containers(env):
+    """Not the bootstrapper but MKE's scheduler refuses managers, drained nodes and, without admin
+    scheduling, every MSR container (msr2.md §1.10, §3.3)."""
+    rid, = env.seed(1)
+    base = ["join", "--existing-replica-id", rid] + env.ucp()
+    config.set_admin_scheduling(env.lab, False)
+    for target in ("worker2", "manager1"):
+        code, _, err = env.run(base + ["--ucp-node", target])
+        assert code == 1 and fatal_lines(err) == [NO_NODES], err
+        containers, volumes = env.names(target)
+        assert not [n for n in containers | volumes if n.startswith("dtr-")], (containers, volumes)
+    assert list(env.lab.cluster.replicas) == [rid]
+    config.set_admin_scheduling(env.lab, True)
+    env.lab.nodes["worker3"].availability = "drain"
+    code, _, err = env.run(base + ["--ucp-node", "worker3"])
+    assert code == 1 and fatal_lines(err) == [NO_NODES], err
+    # allowed: the product does not refuse a replica on a manager (the preflight role does)
+    code, _, err = env.run(base + ["--ucp-node", "manager1"])
+    assert code == 0, err
+    assert env.lab.cluster.replica_on("manager1") is not None
+
+
+def test_install_needs_admin_scheduling(env):
+    config.set_admin_scheduling(env.lab, False)
+    code, _, err = env.run(["install", "--ucp-node", "worker1"] + env.ucp())
+    assert code == 1 and fatal_lines(err) == [NO_NODES], err
+    assert not env.lab.cluster.replicas and not [n for n in env.names("worker1")[0] if n.startswith("dtr-")]
+    config.set_admin_scheduling(env.lab, True)
+    code, _, err = env.run(["install", "--ucp-node", "worker1"] + env.ucp())
+    assert code == 0, err
 
 
 def test_kill_at_phase_leaves_a_joining_member(env):
@@ -443,6 +483,48 @@ def test_destroy_leaves_a_ghost(env):
     assert "even number" not in err
 
 
+def test_destroy_acts_only_through_mke(env):
+    """destroy reaches a node's engine only through MKE: a partitioned node refuses, everything stays."""
+    r1, r2, r3 = env.seed(3)
+    before = env.names("worker2")
+    env.lab.nodes["worker2"].partitioned = True
+    code, _, err = env.run(["destroy", "--replica-id", r2] + env.ucp())
+    assert code == 1, err
+    assert fatal_lines(err) == [f"Failed to destroy replica {r2} on node worker2: Error response from daemon: the "
+                                "Docker engine of node worker2 (127.0.0.1:12376) is unreachable: dial tcp "
+                                "127.0.0.1:12376: i/o timeout"]
+    assert env.names("worker2") == before and env.lab.cluster.replicas[r2].state != "ghost"
+    env.lab.nodes["worker2"].partitioned = False
+    code, _, err = env.run(["destroy", "--replica-id", r2] + env.ucp())
+    assert code == 0, err
+    assert not [n for n in env.names("worker2")[0] | env.names("worker2")[1] if r2 in n]
+    assert env.lab.cluster.replicas[r2].state == "ghost"
+
+
+def test_destroy_of_leftovers_finds_them_through_mke(env):
+    env.seed(1)
+    engine = env.lab.nodes["worker3"].engine
+    engine.create_volume("dtr-ca-0000000000ee")
+    engine.create_volume("dtr-rethink-0000000000ee")
+    env.lab.nodes["worker3"].partitioned = True     # MKE cannot see them: nothing to destroy, and it says so
+    code, _, err = env.run(["destroy", "--replica-id", "0000000000ee"] + env.ucp())
+    assert code == 1 and "No containers or volumes of replica 0000000000ee were found" in fatal_lines(err)[0]
+    assert {"dtr-ca-0000000000ee", "dtr-rethink-0000000000ee"} <= set(engine.volumes)
+    env.lab.nodes["worker3"].partitioned = False
+    code, _, err = env.run(["destroy", "--replica-id", "0000000000ee"] + env.ucp())
+    assert code == 0, err
+    assert not [v for v in engine.volumes if "0000000000ee" in v]
+
+
+def test_join_cannot_reach_an_unreachable_target(env):
+    rid, = env.seed(1)
+    env.lab.nodes["worker2"].partitioned = True
+    code, _, err = env.run(["join", "--ucp-node", "worker2", "--existing-replica-id", rid, "--skip-network-test"]
+                           + env.ucp())
+    assert code == 1 and "not ready" in fatal_lines(err)[0]     # MERGE-NOTE: heartbeat delay -> "unreachable"
+    assert list(env.lab.cluster.replicas) == [rid] and env.names("worker2") == (set(), set())
+
+
 def test_destroy_needs_replica_id(env):
     code, _, err = env.run(["destroy"] + env.ucp())
     assert code == 1 and "--replica-id" in err and "$MSR_DESTROY_REPLICA_ID" in err
@@ -481,9 +563,9 @@ def test_docker_cli_run_join_and_failure(env, loop, tmp_path):
                            env=cli_env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         assert "Join is complete" in p.stderr and "pw" not in " ".join(base)
-        p = subprocess.run(base + ["join", "--ucp-node", "manager1", "--existing-replica-id", rid] + env.ucp(),
+        p = subprocess.run(base + ["join", "--ucp-node", "worker2", "--existing-replica-id", rid] + env.ucp(),
                            env=cli_env, capture_output=True, text=True, timeout=60)
-        assert p.returncode == 1 and "UCP manager" in fatal_lines(p.stderr)[0]
+        assert p.returncode == 1 and "already runs DTR replica" in fatal_lines(p.stderr)[0]
         assert env.lab.nodes["manager1"].engine.list_containers(True) == []      # --rm removed both runs
     finally:
         asyncio.run_coroutine_threadsafe(close_server(server), loop).result(5)

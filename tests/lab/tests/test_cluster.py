@@ -221,8 +221,10 @@ def test_nfs_storage_uses_nfs_registry_volumes():
 
 @pytest.mark.parametrize("kind,driver", [("s3", "s3"), ("filesystem", "filesystem"), ("azure", "azure"),
                                          ("gcs", "gcs"), ("swift", "swift")])
-def test_default_storage(kind, driver):
+def test_seeded_storage_follows_up_storage(kind, driver):
+    """`up --storage` is the storage of the cluster `up` seeds (seed_install), not of a fresh install."""
     lab = make_lab(storage=kind)
+    seed(lab, 1)
     assert list(lab.cluster.storage) == [driver]
     assert lab.cluster.status()["storage"] == driver
     if kind == "s3":
@@ -295,6 +297,19 @@ def test_ghost_replica_keeps_membership(lab):
         lab.cluster.start_replica(c)
     lab.cluster.remove_member(c)
     assert lab.cluster.health() == {a: OK, b: OK} and lab.cluster.current_issues() == []
+
+
+def test_the_last_replica_with_data_takes_the_cluster_with_it(lab):
+    """Ghosts keep the cluster only while some member still has its data; then nothing is left of it."""
+    a, b = seed(lab, 2)
+    lab.cluster.settings["createRepositoryOnPush"] = True
+    ca = lab.cluster.tls.ca_pem
+    assert lab.cluster.ghost_replica(a)["dissolved"] is False and lab.cluster.installed
+    assert lab.cluster.ghost_replica(b)["dissolved"] is True
+    assert lab.cluster.replicas == {} and not lab.cluster.installed and lab.cluster.tls is None
+    assert lab.cluster.settings["createRepositoryOnPush"] is False and lab.cluster.status()["msr_ca"] is None
+    (c,) = seed(lab, 1)                            # a new cluster: its own CA
+    assert lab.cluster.tls.ca_pem != ca and lab.cluster.replicas[c].state == "running"
 
 
 def test_ghosts_count_towards_the_majority(lab):

@@ -17,7 +17,7 @@ ALLOWED = {
     "msr": {"common", "mke"},
     "bootstrapper": {"common", "engine"},
     "lb": {"common", "nodes"},
-    "faults": {"common", "nodes", "lb"},
+    "faults": {"common", "nodes", "lb", "mke"},
 }
 TOP = {"cli", "daemon", "lifecycle", "control", "inventory"}
 

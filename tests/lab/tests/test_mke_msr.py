@@ -14,7 +14,7 @@ import pytest
 from msr_lab.common.httpbase import Request
 from msr_lab.common.httpserver import close_server, serve_app
 from msr_lab.common.model import Lab, Node
-from msr_lab.common.pki import LabPKI
+from msr_lab.common.pki import LabPKI, certificate_hosts
 from msr_lab.engine.state import EngineState
 from msr_lab.mke.app import MkeApp
 from msr_lab.msr.app import MsrApp
@@ -26,7 +26,7 @@ CA_PEM = "-----BEGIN CERTIFICATE-----\nlab\n-----END CERTIFICATE-----\n"
 
 def make_lab(storage="s3") -> Lab:
     lab = Lab({"storage": storage, "mke_username": "admin", "mke_password": PASSWORD, "ca_pem": CA_PEM,
-               "msr_image": "mirantis/dtr"})
+               "msr_image": "mirantis/dtr", "seed_external_url": "https://10.99.0.5"})
     for name, role, addr in [("manager1", "manager", "10.99.0.11"), ("manager2", "manager", "10.99.0.12"),
                              ("worker1", "worker", "10.99.0.21"), ("worker2", "worker", "10.99.0.22"),
                              ("worker3", "worker", "10.99.0.23"), ("lb1", "lb", "10.99.0.5")]:
@@ -344,21 +344,29 @@ def test_msr_joining_and_removed_replicas(lab):
 
 # ---------------------------------------------------------------- PKI and a real TLS round trip
 
-def test_pki_reuses_files_and_reissues_for_new_names(tmp_path):
+def test_pki_reuses_files_and_reissues_for_other_names(tmp_path):
     pki = LabPKI(tmp_path / "pki")
-    pki.ensure(["localhost", "manager1"], ["127.0.0.1"])
+    pki.ensure(["manager1", "manager2"], ["10.99.0.11", "10.99.0.12"])
     ca, cert = pki.ca_pem, pki.cert_path.read_bytes()
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
     assert oct(pki.key_path.stat().st_mode & 0o777) == "0o600"
-    pki.ensure(["manager1"], ["127.0.0.1"])
-    assert pki.cert_path.read_bytes() == cert  # covered already: untouched
-    pki.ensure(["localhost", "worker9"], ["10.99.0.29"])
+    pki.ensure(["manager2", "manager1"], ["10.99.0.12", "10.99.0.11"])
+    assert pki.cert_path.read_bytes() == cert  # the same names: untouched
+    pki.ensure(["manager1"], ["10.99.0.11"])     # fewer names: reissued, naming only those
     assert pki.cert_path.read_bytes() != cert and pki.ca_pem == ca  # new leaf, same CA
+    assert certificate_hosts(pki.cert_pem) == ({"manager1"}, {"10.99.0.11"})
     assert LabPKI(tmp_path / "pki").ca_pem == ca
 
 
-def _get(port, ctx, path="/_ping"):
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+def _get(port, ctx, path="/_ping", server_hostname="127.0.0.1"):
+    """GET over TLS to 127.0.0.1:port, checking the certificate against `server_hostname`."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        conn.sock = ctx.wrap_socket(raw, server_hostname=server_hostname)
+    except BaseException:
+        raw.close()
+        raise
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
@@ -367,23 +375,27 @@ def _get(port, ctx, path="/_ping"):
         conn.close()
 
 
-def test_tls_round_trip_with_the_lab_ca(lab, tmp_path):
-    pki = LabPKI(tmp_path / "pki")
-    pki.ensure(["localhost"], ["127.0.0.1"])
+def test_tls_round_trip_with_the_msr_ca(lab, tmp_path):
+    """A replica serves its own certificate from MSR's CA: the MSR CA verifies it, the MKE CA does not."""
+    mke_pki = LabPKI(tmp_path / "pki")
+    mke_pki.ensure(["manager1"], ["10.99.0.11"])
+    msr_ca = lab.cluster.tls.ca_pem
+    assert msr_ca != mke_pki.ca_pem
 
     async def main():
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         port = sock.getsockname()[1]
-        server = await serve_app(msr(lab), sock, pki.server_context())
+        server = await serve_app(msr(lab), sock, lab.cluster.server_context("0000000000a1"))
         try:
-            trusted = ssl.create_default_context(cafile=str(pki.ca_path))
-            status, body = await asyncio.to_thread(_get, port, trusted)
+            trusted = ssl.create_default_context(cadata=msr_ca)
+            status, body = await asyncio.to_thread(_get, port, trusted, "/_ping", "10.99.0.21")
             assert status == 200 and json.loads(body) == {"Error": "", "Healthy": True}
-            with pytest.raises(ssl.SSLCertVerificationError):
-                await asyncio.to_thread(_get, port, ssl.create_default_context())
-            status, _ = await asyncio.to_thread(_get, port, pki.client_context(), "/api/v0/meta/cluster_status")
+            for ctx in (mke_pki.client_context(), ssl.create_default_context()):
+                with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer"):
+                    await asyncio.to_thread(_get, port, ctx, "/_ping", "10.99.0.21")
+            status, _ = await asyncio.to_thread(_get, port, trusted, "/api/v0/meta/cluster_status", "worker1")
             assert status == 401
         finally:
             await close_server(server)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from logrus import fatal_lines
 from system_lab import JOIN_SECONDS, STATE, fata, lab_fixture, replica_id_from, wait_for
 
 from msr_lab import control
@@ -54,6 +55,24 @@ def test_partition_and_heal(lab, three):
     wait_for(lambda: lab.ping_ok("worker2"), 10, what="worker2 /_ping after heal")
     status, body, _ = lab.msr("worker1", "/api/v0/meta/cluster_status", auth="admin")
     assert set(body["replica_health"].values()) == {"OK"}
+
+
+def test_destroy_on_a_partitioned_node_fails_and_leaves_everything(lab, three):
+    """The bootstrapper acts on a node only through MKE, which cannot reach a partitioned one."""
+    r3 = three["worker3"]
+    before = lab.docker("worker3", "ps", "-a", "--format", "{{.Names}}").stdout
+    lab.fault("partition", "worker3")
+    try:
+        r, _ = lab.bootstrap("destroy", f"--replica-id={r3}")
+        assert fata(r) == (f"Failed to destroy replica {r3} on node worker3: Error response from daemon: the Docker "
+                           f"engine of node worker3 ({lab.addr('worker3')}:12376) is unreachable: dial tcp "
+                           f"{lab.addr('worker3')}:12376: i/o timeout")
+        # the node's own socket (reached from the host, not through MKE) still has every container
+        assert lab.docker("worker3", "ps", "-a", "--format", "{{.Names}}").stdout == before
+        assert lab.replicas()[r3]["state"] != "ghost"
+    finally:
+        lab.fault("heal", "worker3")
+    wait_for(lambda: lab.ping_ok("worker3"), 10, what="worker3 /_ping after heal")
 
 
 def test_quorum_loss(lab, three):
@@ -144,7 +163,7 @@ def test_ghost_fault(lab, three):
     assert rep["state"] == "ghost" and rep["health"] == DISCONNECTED
     assert lab.ssh(node, "docker ps -aq").stdout == ""
     r, _ = lab.join(lab.free_worker())
-    assert f"Unhealthy replicas: {rid}" in fata(r)
+    assert r.returncode == 1 and f"Unhealthy replicas: {rid}" in fatal_lines(r.stderr)[0]
     r, _ = lab.remove(rid)
     assert r.returncode == 0, r.stderr
     assert all(x["health"] == "OK" for x in lab.replicas().values())

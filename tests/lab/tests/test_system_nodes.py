@@ -9,7 +9,9 @@ import json
 import os
 import secrets
 import ssl
+import shutil
 import subprocess
+import tempfile
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from msr_lab.common.pki import certificate_hosts
+from msr_lab.common.pkicheck import check_bundle
 from system_lab import BIN, MSR_LAB, STATE, cli, lab_env, lab_fixture
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,15 +28,43 @@ pytestmark = pytest.mark.timeout(120)
 lab = lab_fixture("--workers", "5", "--replicas", "1")
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Every directory above `path` lets other users through (not so for a checkout under /root or mktemp -d)."""
+    return all(p.stat().st_mode & 0o001 for p in path.resolve().parents)
+
+
 def test_root_required():
-    """As a non-root user msr-lab prints one clear line and exits 1 (before touching anything)."""
-    for args in (["status"], ["up", "--subnet", "10.79.0.0/24"], ["down"]):
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", MSR_LAB, *args],
-                           capture_output=True, text=True, env=lab_env(), timeout=30, cwd="/")
-        assert r.returncode == 1, r
-        assert r.stdout == ""
-        lines = r.stderr.splitlines()
-        assert len(lines) == 1 and "must run as root" in lines[0], r.stderr
+    """As a non-root user msr-lab prints one clear line and exits 1 (before touching anything).
+
+    The user must be able to reach the program: a checkout under a directory others cannot enter is
+    unreachable for them whatever msr-lab does, so the check runs a copy of the package from a directory
+    they can read, and the installed command itself when the checkout allows it.
+    """
+    import msr_lab
+    public = Path(tempfile.mkdtemp(prefix="msrlab-public-", dir="/tmp"))   # pytest's tmp_path is 0700
+    try:
+        shutil.copytree(Path(msr_lab.__file__).parent, public / "msr_lab",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for p in [public, *public.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        commands = [["/usr/bin/python3", "-m", "msr_lab.cli"]]
+        if _reachable_by_others(Path(MSR_LAB)):
+            commands.append([MSR_LAB])
+        _check_refused_as_nobody(commands, public)
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
+def _check_refused_as_nobody(commands, public):
+    for command in commands:
+        for args in (["status"], ["up", "--subnet", "10.79.0.0/24"], ["down"]):
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command, *args],
+                               capture_output=True, text=True, env=lab_env(PYTHONPATH=str(public)), timeout=30,
+                               cwd="/")
+            assert r.returncode == 1, r
+            assert r.stdout == ""
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1 and "must run as root" in lines[0], r.stderr
 
 
 def test_nodes_hostname_files_pid_namespace(lab):
@@ -90,6 +122,13 @@ def test_inventory_groups_and_vars(lab, tmp_path):
     assert v["msr_mke_username"] == "admin"
     assert v["msr_mke_password"] == lab.password
     assert v["msr_mke_ca"] == Path(lab.ca).read_text()
+    # MSR's own CA (of the cluster `up` seeded, with the LB as its external URL), never MKE's
+    assert v["msr_ca"] == lab.msr_ca() and v["msr_ca"] != v["msr_mke_ca"]
+    assert v["msr_external_url"] == f"https://{lab.addr('lb1')}"
+    # the organisation's CA, certificate and key for an install from automation
+    hosts = lab.names("worker") + lab.names("lb")
+    assert certificate_hosts(v["msr_dtr_cert"]) == (set(hosts), {lab.addr(h) for h in hosts})
+    check_bundle(v["msr_dtr_ca"], v["msr_dtr_cert"], v["msr_dtr_key"])
     # the inventory's credentials and CA really work against MKE
     status, body, _ = lab.mke("/auth/login", method="POST",
                               body={"username": v["msr_mke_username"], "password": v["msr_mke_password"]})
@@ -183,6 +222,10 @@ def test_mke_over_https(lab):
     assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
     status, body, _ = lab.mke("/ca")
     assert status == 200 and body == Path(lab.ca).read_text()
+    # the MKE CA verifies MKE only: a replica's certificate comes from MSR's own CA
+    with pytest.raises(Exception) as exc:
+        lab.request(f"https://{lab.addr('worker1')}/_ping", tls=lab.tls)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
     status, body, _ = lab.mke("/auth/login", method="POST", body={"username": "admin", "password": "wrong"})
     assert status == 401
     assert lab.mke("/nodes")[0] == 401

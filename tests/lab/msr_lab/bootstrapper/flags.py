@@ -73,6 +73,18 @@ EXTERNAL_URL = _f("dtr-external-url", "DTR_EXTERNAL_URL", "MSR_EXTERNAL_URL",
 NFS_URL = _f("nfs-storage-url", "NFS_STORAGE_URL", "", "Use NFS to store Docker images (nfs://<ip|host>/<mountpoint>)")
 STORAGE_VOL = _f("dtr-storage-volume", "DTR_STORAGE_VOLUME", "MSR_STORAGE_VOLUME",
                  "Customize the volume to store Docker images")
+DTR_CA = _f("dtr-ca", "DTR_CA", "MSR_CA",
+            "Use a PEM-encoded TLS CA certificate for DTR. By default DTR generates a self-signed TLS "
+            "certificate during deployment. You can use your own root CA public certificate with "
+            "--dtr-ca \"$(cat ca.pem)\"")
+DTR_CERT = _f("dtr-cert", "DTR_CERT", "MSR_CERT",
+              "Use a PEM-encoded TLS certificate for DTR. By default DTR generates a self-signed TLS certificate "
+              "during deployment. You can use your own public key certificate with --dtr-cert \"$(cat cert.pem)\". "
+              "If the certificate has been signed by an intermediate certificate authority, append its public "
+              "key certificate at the end of the file to establish a chain of trust")
+DTR_KEY = _f("dtr-key", "DTR_KEY", "MSR_KEY",
+             "Use a PEM-encoded TLS private key for DTR. By default DTR generates a self-signed TLS certificate "
+             "during deployment. You can use your own TLS private key with --dtr-key \"$(cat key.pem)\"")
 OVERLAY = _f("overlay-subnet", "DTR_OVERLAY_SUBNET", "MSR_OVERLAY_SUBNET",
              "The subnet used by the dtr-ol overlay network. Example: 10.0.0.0/24", default="10.1.0.0/24")
 REMOVE_ID = _f("replica-id", "DTR_REMOVE_REPLICA_ID", "MSR_REMOVE_REPLICA_ID", "DEPRECATED Alias for --replica-ids")
@@ -100,7 +112,7 @@ class Command:
 COMMANDS = {c.name: c for c in [
     Command("install", "Install Docker Trusted Registry",
             tuple(_COMMON + _UCP + [UCP_NODE, INSTALL_ID, HTTP_PORT, HTTPS_PORT, CACHE_MB, SKIP_NET,
-                                    EXTERNAL_URL, NFS_URL, STORAGE_VOL, OVERLAY])),
+                                    EXTERNAL_URL, NFS_URL, STORAGE_VOL, OVERLAY, DTR_CA, DTR_CERT, DTR_KEY])),
     Command("join", "Add a new replica to an existing DTR cluster",
             tuple(_COMMON + _UCP + [UCP_NODE, EXISTING, INSTALL_ID, HTTP_PORT, HTTPS_PORT, CACHE_MB, SKIP_NET,
                                     UNSAFE_JOIN])),

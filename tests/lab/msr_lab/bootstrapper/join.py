@@ -7,6 +7,8 @@ import secrets
 from contextlib import contextmanager
 
 from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper.mke_client import MkeError
+from msr_lab.bootstrapper.install_opts import install_spec
 from msr_lab.bootstrapper.run import PRODUCT, SERVICES, Run, Stopped
 from msr_lab.engine.process import Killed
 
@@ -41,14 +43,10 @@ def _pick_node(run: Run, nodes: dict, busy: dict) -> str:
     node = nodes.get(name)
     if node is None:
         run.fatal(f"The node '{name}' is not part of the UCP cluster (nodes: {', '.join(sorted(nodes))})")
-    if node["role"] == "manager":
-        run.fatal(f"The node '{name}' is a UCP manager; DTR replicas must be deployed to UCP worker nodes")
     if node["state"] != "ready":
         run.fatal(f"The node '{name}' is not ready (state: {node['state'] or 'unknown'}); "
                   "DTR can only be deployed to healthy nodes")
-    if node["availability"] != "active":
-        run.fatal(f"The node '{name}' has availability '{node['availability']}'; "
-                  "could not find any nodes on which the container could be created")
+    # Managers, drained and paused nodes are MKE's scheduler's to refuse (when phase2 is created).
     if name in busy:
         run.fatal(f"The node '{name}' already runs DTR replica {busy[name]}; "
                   "choose a node without a DTR replica (ports [80 443] are in use)")
@@ -69,13 +67,6 @@ def _replica_id(run: Run, taken) -> str:
             return rid
 
 
-def _lab_node(run: Run, name: str):
-    node = run.lab.node(name)
-    if node is None or node.engine is None:
-        run.fatal(f"The node '{name}' has no reachable Docker engine")
-    return node
-
-
 def _network_test(run: Run, target: str) -> None:
     run.phase("network-test")
     if run.opts.get("skip-network-test", False):
@@ -91,40 +82,41 @@ def _network_test(run: Run, target: str) -> None:
     run.info("Overlay networking test passed.")
 
 
-def _start_phase2(run: Run, target: str):
+def _start_phase2(run: Run, target: str) -> str:
+    """Run dtr-phase2 on the target through MKE (its scheduler decides); the container id."""
     run.phase("phase2")
     run.info(f"Creating network: {target}/dtr-br")
     run.info("Connecting to network: dtr-ol")
     run.info("Waiting for phase2 container to be known to the Docker daemon")
-    node = _lab_node(run, target)
-    if node.partitioned:
-        run.fatal(f"Failed to execute phase2: Problem running container '{PHASE2}' from image '{run.image}': "
-                  f"the node {target} is unreachable")
-    engine = node.engine
     try:
-        stale = engine.find_container(PHASE2)
-        if stale is not None:           # left by a killed run; the real tool would clash on the name [I]
-            engine.remove_container(stale, force=True)
-        if engine.find_image(run.image) is None:
-            engine.pull(run.image)
+        run.mke.remove_container(f"{target}/{PHASE2}")   # left by a killed run; the real tool would clash [I]
         # Same image, hidden `phase2` command: the program idles until the bootstrapper removes it.
-        c = engine.create_container(PHASE2, {"Image": run.image, "Cmd": ["phase2"],
-                                             "Labels": {"com.docker.dtr.phase2": "true"}})
-        engine.start_container(c)
-        return c
-    except Exception as e:  # EngineError and friends: the engine's own message is the useful part
-        run.fatal(f"Failed to execute phase2: Problem running container '{PHASE2}' from image '{run.image}': "
-                  f"{getattr(e, 'message', e)}")
+        return run.mke.run_container(target, PHASE2, run.image, ["phase2"], {"com.docker.dtr.phase2": "true"})
+    except MkeError as e:
+        run.fatal(str(e))
 
 
-def _stop_phase2(run: Run, target: str, container) -> None:
+def _stop_phase2(run: Run, target: str, container: str | None) -> None:
     if container is None:
         return
-    node = run.lab.node(target)
     try:
-        node.engine.remove_container(container, force=True)
-    except Exception as e:
-        run.debug(f"could not remove {PHASE2} on {target}: {getattr(e, 'message', e)}")
+        run.mke.remove_container(container)
+    except MkeError as e:
+        run.debug(f"could not remove {PHASE2} on {target}: {e}")
+
+
+def _phase2_checks(run: Run, unhealthy: dict[str, str]) -> None:
+    """What phase2 itself refuses, relayed as its own FATA line, then the bootstrapper's (msr2.md §1.10)."""
+    if not unhealthy:
+        return
+    text = KBASE_UNHEALTHY.format(ids=", ".join(sorted(unhealthy)),
+                                  reasons=", ".join(unhealthy[r] for r in sorted(unhealthy)))
+    if run.opts.get("unsafe-join", False):
+        run.warn(f"Joining anyway because of --unsafe-join: {text}")
+        return
+    run.log("fatal", text)
+    run.fatal(f"Failed to execute phase2: Problem running container '{PHASE2}' from image '{run.image}': "
+              "non-zero return code 1")
 
 
 @contextmanager
@@ -135,7 +127,7 @@ def _phase2(run: Run, target: str):
         yield
     except (Killed, Stopped):
         raise
-    except Exception:
+    except BaseException:
         _stop_phase2(run, target, container)
         raise
     _stop_phase2(run, target, container)
@@ -185,18 +177,13 @@ def join(run: Run) -> int:
     if running and run.version not in running:
         run.fatal(f"This DTR cluster runs version {', '.join(sorted(running))}; join replicas with the "
                   f"bootstrapper of the same version, not {run.version}")
-    bad = run.unhealthy()
-    if bad:
-        text = KBASE_UNHEALTHY.format(ids=", ".join(sorted(bad)), reasons=", ".join(bad[r] for r in sorted(bad)))
-        if not run.opts.get("unsafe-join", False):
-            run.fatal(text)
-        run.warn(f"Joining anyway because of --unsafe-join: {text}")
     run.phase("check-node")
     run.info("Checking if the node is okay to install on")
     rid = _replica_id(run, set(members) | set(mke_reps))
     target = _pick_node(run, nodes, _busy_nodes(run, mke_reps))
     _network_test(run, target)
     with _phase2(run, target):
+        _phase2_checks(run, run.unhealthy())
         run.phase("connectivity-test")
         run.info("Starting UCP connectivity test")
         run.info("UCP connectivity test passed")
@@ -224,6 +211,7 @@ def join(run: Run) -> int:
 
 def install(run: Run) -> int:
     run.begin("installation")
+    spec = install_spec(run)        # storage, external URL, the given CA/cert/key: refused before any change
     http_port, https_port = run.port(F.HTTP_PORT), run.port(F.HTTPS_PORT)
     run.connect()
     nodes = run.mke_nodes()
@@ -248,6 +236,7 @@ def install(run: Run) -> int:
         run.info("Starting UCP connectivity test")
         run.info("UCP connectivity test passed")
         run.info("Creating initial CA certificates")
+        run.cluster.create(**spec.cluster_args())    # a fresh cluster: its own storage, dtrHost and MSR CA
         _objects(run, rid, target, http_port, https_port)
         run.phase("rethink")
         run.info("Establishing connection with Rethinkdb")

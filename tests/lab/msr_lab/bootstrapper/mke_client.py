@@ -63,7 +63,7 @@ class MkeClient:
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
-            return resp.status, resp.read()
+            return resp.status, resp.read(), resp.getheader("Content-Type", "")
         except ssl.SSLCertVerificationError as e:
             raise MkeError(f'{method.title()} "{self.base}{path}": {_x509(e, self.host)}') from None
         except ssl.SSLError as e:
@@ -97,7 +97,7 @@ class MkeClient:
 
     def login(self, username: str, password: str) -> None:
         body = json.dumps({"username": username, "password": password}).encode()
-        status, data = self._call("POST", "/auth/login", body)
+        status, data, _ = self._call("POST", "/auth/login", body)
         if status in (401, 403):
             raise MkeError("Invalid UCP credentials: the UCP username or password is incorrect "
                            f"(POST {self.base}/auth/login: {status} Unauthorized)")
@@ -109,13 +109,46 @@ class MkeClient:
             raise MkeError(f"unexpected answer from UCP at POST {self.base}/auth/login") from None
 
     def get(self, path: str):
-        status, data = self._call("GET", path)
+        status, data, _ = self._call("GET", path)
         if status != 200:
             raise MkeError(f"unexpected status {status} from UCP at GET {self.base}{path}: {_short(data)}")
         try:
             return json.loads(data)
         except ValueError:
             raise MkeError(f"unexpected answer from UCP at GET {self.base}{path}") from None
+
+    # ---- the Engine API through MKE (what the bootstrapper runs and removes on the nodes) ----------
+
+    def engine(self, method: str, path: str, body: dict | None = None, ok=(200, 201, 204, 304)):
+        """A proxied Engine API call; MkeError with the text the docker client shows on failure."""
+        status, data, ctype = self._call(method, path, None if body is None else json.dumps(body).encode())
+        if status in ok:
+            return json.loads(data) if data.strip() and ctype.startswith("application/json") else None
+        raise MkeError(f"Error response from daemon: {daemon_message(data, ctype)}")
+
+    def run_container(self, node: str, name: str, image: str, cmd: list[str], labels: dict) -> str:
+        """Create and start `name` on `node` through MKE's scheduler; the container id."""
+        body = {"Image": image, "Cmd": cmd, "Labels": labels, "Env": [f"constraint:node=={node}"]}
+        created = self.engine("POST", f"/containers/create?name={quote(name)}", body)
+        self.engine("POST", f"/containers/{created['Id']}/start")
+        return created["Id"]
+
+    def remove_container(self, ref: str) -> bool:
+        """Force-remove a container (`<node>/<name>` or id); False if it was not there."""
+        try:
+            self.engine("DELETE", f"/containers/{quote(ref, safe='/')}?force=1")
+        except MkeError as e:
+            if "No such container" in str(e):
+                return False
+            raise
+        return True
+
+    def volumes(self) -> list[str]:
+        """`<node>/<name>` of every volume on the nodes MKE reaches."""
+        return [v["Name"] for v in (self.engine("GET", "/volumes") or {}).get("Volumes") or []]
+
+    def remove_volume(self, ref: str) -> None:
+        self.engine("DELETE", f"/volumes/{quote(ref, safe='/')}?force=1")
 
     def nodes(self) -> dict[str, dict]:
         """hostname -> {role, state, availability, addr} from GET /nodes."""
@@ -143,6 +176,17 @@ class MkeClient:
             rid = labels.get("com.docker.dtr.replica") or cname[len("dtr-rethinkdb-"):]
             out[rid] = {"node": node, "state": c.get("State", "")}
         return out
+
+
+def daemon_message(data: bytes, ctype: str) -> str:
+    """What the Go docker client prints after "Error response from daemon: ": the JSON message when the
+    answer is exactly application/json, the raw body otherwise (engine-api.md §0)."""
+    if ctype == "application/json":
+        try:
+            return str(json.loads(data)["message"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return data.decode("utf-8", "replace").strip()
 
 
 def _short(data: bytes) -> str:

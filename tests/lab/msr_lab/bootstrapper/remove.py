@@ -1,7 +1,11 @@
 """`remove`, `destroy` and `emergency-repair` (msr2.md 1.1, 1.3, 1.7)."""
 from __future__ import annotations
 
+import json
+from urllib.parse import quote
+
 from msr_lab.bootstrapper import flags as F
+from msr_lab.bootstrapper.mke_client import MkeError
 from msr_lab.bootstrapper.join import _HEX12
 from msr_lab.bootstrapper.run import Run
 
@@ -101,6 +105,40 @@ def remove(run: Run) -> int:
     return 0
 
 
+def _objects_through_mke(run: Run, rid: str) -> dict[str, dict[str, list[str]]]:
+    """node -> {"containers": [...], "volumes": [...]} (`<node>/<name>`) of the replica's objects, on the
+    nodes MKE reaches."""
+    suffix = f"-{rid}"
+    found: dict[str, dict[str, list[str]]] = {}
+    try:
+        containers = run.mke.get("/containers/json?all=1&filters=" + quote(json.dumps({"name": [suffix]})))
+        kinds = [("containers", ((c.get("Names") or [""])[0]).lstrip("/")) for c in containers or []]
+        kinds += [("volumes", v) for v in run.mke.volumes()]
+    except MkeError as e:
+        run.fatal(f"Failed to search UCP for the containers and volumes of replica {rid}: {e}")
+    for kind, full in kinds:
+        node, _, name = full.rpartition("/")
+        if node and name.startswith("dtr-") and name.endswith(suffix):
+            found.setdefault(node, {"containers": [], "volumes": []})[kind].append(full)
+    return found
+
+
+def _destroy_on(run: Run, rid: str, node: str, objects: dict[str, list[str]] | None = None) -> None:
+    """Remove the replica's containers, then its volumes, on `node` through MKE; FATA (and nothing
+    more removed) when MKE cannot reach the node."""
+    try:
+        if objects is None:
+            # first a call that needs the node itself, so an unreachable node refuses before anything goes
+            run.mke.remove_container(f"{node}/dtr-nginx-{rid}")
+            objects = _objects_through_mke(run, rid).get(node, {"containers": [], "volumes": []})
+        for ref in objects["containers"]:
+            run.mke.remove_container(ref)
+        for ref in objects["volumes"]:
+            run.mke.remove_volume(ref)
+    except MkeError as e:
+        run.fatal(f"Failed to destroy replica {rid} on node {node}: {e}")
+
+
 def destroy(run: Run) -> int:
     run.begin("replica destroy")
     run.connect()
@@ -108,28 +146,24 @@ def destroy(run: Run) -> int:
     if not _HEX12.match(rid):
         run.fatal(f"Invalid replica ID '{rid}': it must be a 12-character hexadecimal string")
     members = run.members()
-    mke_reps = run.mke_replicas()
     run.phase("destroy")
     if rid in members:
         node = members[rid].node
         run.info(f"Removing the containers and volumes of replica {rid} on node {node}")
-        run.cluster.ghost_replica(rid)
+        _destroy_on(run, rid, node)
+        run.cluster.mark_ghost(rid)
     else:
-        # Not a member: only leftover objects, wherever they are (MKE sees the containers, the lab the volumes).
-        nodes = {r["node"] for r in mke_reps.values() if r["node"]} | {n.name for n in run.lab.mke_nodes()}
-        found = [n for n in sorted(nodes) if _leftovers(run, rid, n)]
+        # Not a member: only leftover objects, wherever MKE can see them.
+        found = _objects_through_mke(run, rid)
         if not found:
-            run.warn(f"No containers or volumes of replica {rid} were found")
-        for node in found:
+            run.fatal(f"No containers or volumes of replica {rid} were found on the UCP nodes (nodes UCP "
+                      "cannot reach are not searched)")
+        for node in sorted(found):
             run.info(f"Removing the containers and volumes of replica {rid} on node {node}")
-            run.cluster.delete_replica_objects(rid, node)
-            left = _leftovers(run, rid, node)
-            if left:
-                run.fatal(f"Failed to destroy replica {rid}: node {node} is unreachable "
-                          f"(left: {', '.join(sorted(left))})")
+            _destroy_on(run, rid, node, found[node])
     run.phase("complete")
     run.info(f"Replica {rid} was destroyed")
-    if rid in members:
+    if rid in run.cluster.replicas:   # the last replica with data takes the cluster with it: no ghost then
         run.warn(f"The replica was destroyed without notifying the rest of the cluster. Run 'remove --replica-ids "
                  f"{rid}' with a healthy --existing-replica-id to remove it from the cluster")
     return 0

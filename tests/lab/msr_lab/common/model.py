@@ -52,6 +52,7 @@ class Lab:
         self.nodes: dict[str, Node] = {}
         self.faults = Faults(join_seconds=float(config.get("join_seconds", 3.0)))
         self.cluster = None
+        self.mke_config: dict | None = None   # MKE's config-toml document (msr_lab.mke.config)
         self._listeners: list[Callable[[], None]] = []
 
     def node(self, name: str) -> Node | None:

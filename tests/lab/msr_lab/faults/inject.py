@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from msr_lab.common.model import Lab
 from msr_lab.lb import lbnode
+from msr_lab.mke import config
 from msr_lab.nodes import netns
 
 KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
-         "mke-error", "mke-latency", "ghost", "quorum-loss", "clear", "lb-down", "lb-up")
+         "mke-error", "mke-latency", "ghost", "quorum-loss", "admin-scheduling", "clear", "lb-down", "lb-up")
 
 
 def replica_id(lab: Lab, target: str) -> str:
@@ -56,11 +57,21 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         faults.mke_error_count = int(req.get("count", 0))
     elif kind == "mke-latency":
         faults.mke_latency_ms = int(req["ms"])
+    elif kind == "admin-scheduling":
+        # an admin changing the MKE setting, as through the web UI or config-toml
+        config.set_admin_scheduling(lab, _on_off(req.get("state")))
+        lab.changed()
     elif kind in ("lb-down", "lb-up"):
         lb_power(lab, desc, target, up=kind == "lb-up")
     elif kind == "clear":
         clear(lab, desc)
     return {"faults": vars(faults).copy(), "health": lab.cluster.health()}
+
+
+def _on_off(value) -> bool:
+    if str(value).lower() not in ("on", "off"):
+        raise ValueError(f"admin-scheduling takes on or off, not {value!r}")
+    return str(value).lower() == "on"
 
 
 def quorum_loss(lab: Lab) -> None:

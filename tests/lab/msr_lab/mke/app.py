@@ -15,7 +15,9 @@ from msr_lab.common.httpbase import Request, Response, json_response, text_respo
 
 # MKE proxies the Engine API: its filters and booleans are parsed exactly as the engine does
 from msr_lab.engine.api import bool_value, parse_filters
+from msr_lab.mke import config, proxy
 from msr_lab.mke.auth import issue_token, request_authorized
+from msr_lab.mke.scheduler import PlacementError, engine_reachable
 
 MKE_VERSION = "3.7.5"
 ENGINE_VERSION = "23.0.9"
@@ -68,6 +70,15 @@ class MkeApp:
                 return json_response(200, self.version())
             if path == "/containers/json" and method == "GET":
                 return self.list_containers(req)
+            if path == "/api/ucp/config-toml":
+                return self.config_toml(req, method)
+            routed = self.proxied(req, path, method)
+            if routed is not None:
+                return routed
+        except PlacementError as exc:
+            if exc.raw:   # MKE's own body, which the docker client prints as it is (msr2.md §1.10)
+                return text_response(exc.status, exc.message)
+            return docker_error(exc.status, exc.message)
         except ValueError as exc:
             return docker_error(400, str(exc))
         except Exception as exc:  # engine_state.EngineError: the engine's own status and message
@@ -75,6 +86,40 @@ class MkeApp:
                 return docker_error(exc.status, exc.message)
             raise
         return docker_error(404, "page not found")
+
+    def config_toml(self, req: Request, method: str) -> Response:
+        if method == "GET":
+            return text_response(200, config.render(config.current(self.lab)), "application/toml")
+        if method != "PUT":
+            return docker_error(405, f"method {method} not allowed")
+        try:
+            doc = config.parse(req.body.decode("utf-8", "replace"))
+        except config.ConfigError as exc:
+            return ucp_error(400, str(exc), "INVALID_CONFIG")
+        with self.lab.lock:
+            self.lab.mke_config = doc
+        self.lab.changed()
+        return json_response(200, {"message": "the MKE configuration was updated"})
+
+    def proxied(self, req: Request, path: str, method: str) -> Response | None:
+        """Container and volume calls MKE proxies to a node's engine (proxy.py); None for other paths."""
+        if method == "POST" and path == "/containers/create":
+            return json_response(201, proxy.create_container(self.lab, req.arg("name"), req.json() or {}))
+        m = re.fullmatch(r"/containers/(.+)/(start|json)", path)
+        if m and method == ("POST" if m.group(2) == "start" else "GET"):
+            if m.group(2) == "json":
+                return json_response(200, proxy.inspect_container(self.lab, m.group(1)))
+            return Response(204 if proxy.start_container(self.lab, m.group(1)) else 304, b"")
+        if method == "DELETE" and path.startswith("/containers/"):
+            proxy.remove_container(self.lab, path[len("/containers/"):], bool_value(req.arg("force")),
+                                   bool_value(req.arg("v")))
+            return Response(204, b"")
+        if method == "GET" and path == "/volumes":
+            return json_response(200, proxy.list_volumes(self.lab))
+        if method == "DELETE" and path.startswith("/volumes/"):
+            proxy.remove_volume(self.lab, path[len("/volumes/"):], bool_value(req.arg("force")))
+            return Response(204, b"")
+        return None
 
     def _take_fault(self) -> int | None:
         with self.lab.lock:
@@ -157,7 +202,7 @@ class MkeApp:
             leader = self._leader()
             counts = [0, 0, 0]
             for n in nodes:
-                if n.engine is None or not self.reachable(n):
+                if n.engine is None or not engine_reachable(n):
                     continue
                 for c in n.engine.containers.values():
                     counts[0] += 1
@@ -188,7 +233,7 @@ class MkeApp:
         out = []
         with self.lab.lock:
             for node in self.lab.mke_nodes():
-                if node.engine is None or not self.reachable(node):
+                if node.engine is None or not engine_reachable(node):
                     continue  # MKE cannot reach that engine
                 for c in node.engine.list_containers(show_all, filters):
                     item = dict(node.engine.summary(c))

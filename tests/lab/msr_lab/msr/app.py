@@ -13,7 +13,7 @@ from msr_lab.mke.auth import request_authorized
 
 STORAGE_DRIVERS = ("filesystem", "s3", "azure", "gcs", "swift", "oss", "inmemory")
 STORAGE_EXTRAS = ("delete", "maintenance", "redirect", "cache")
-# Paths the HTTP port serves itself; everything else is redirected to HTTPS like real MSR.
+# Paths the HTTP port serves itself; everything else (/ca too) is redirected to HTTPS like real MSR.
 PLAIN_HTTP_PATHS = ("/_ping", "/health", "/nginx_status")
 READ_ERROR = ("gorethink: Cannot perform read: primary replica for shard [\"\", +inf) not available in: "
               "r.DB(\"dtr2\").Table(\"{table}\")")
@@ -52,6 +52,9 @@ class MsrApp:
             port = "" if r.https_port == 443 else f":{r.https_port}"
             return Response(301, b"", [("Location", f"https://{host}{port}{req.target}"),
                                        ("Content-Type", "text/html")])
+        if path == "/ca" and method == "GET":
+            # MSR's own CA (or the one given with --dtr-ca), for clients to trust: no auth, no database
+            return text_response(200, self.cluster.tls.ca_pem, "application/x-pem-file")
         if path == "/_ping" and method == "GET":
             healthy, error = self.cluster.ping(self.rid)
             return json_response(200 if healthy else 503, {"Error": error, "Healthy": healthy})
@@ -117,13 +120,7 @@ class MsrApp:
         return doc
 
     def dtr_host(self) -> str:
-        cfg = self.lab.config
-        if cfg.get("dtr_external_url"):
-            return cfg["dtr_external_url"].split("://", 1)[-1].rstrip("/")
-        lbs = [n for n in self.lab.nodes.values() if n.role == "lb"]
-        if lbs:
-            return lbs[0].addr
-        return self.lab.nodes[self.cluster.replicas[self.rid].node].addr
+        return self.cluster.dtr_host(self.rid)
 
     def get_settings(self) -> Response:
         with self.lab.lock:

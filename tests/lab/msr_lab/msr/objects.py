@@ -13,7 +13,7 @@ VOLUME_KINDS = ("ca", "notary", "postgres", "registry", "rethink")
 
 
 class ReplicaObjects(ClusterHealth):
-    """Engine objects of msr_lab.cluster.Cluster, which also sets ``nfs``."""
+    """Engine objects of msr_lab.cluster.Cluster, which also sets ``nfs`` and ``storage_volume``."""
 
     def _changed(self) -> None:
         self.lab.changed()
@@ -22,8 +22,13 @@ class ReplicaObjects(ClusterHealth):
         image = self.lab.config.get("msr_image", "mirantis/dtr")
         return image.rsplit("/", 1)[0] if "/" in image else "mirantis"
 
+    def _registry_kind(self) -> str:
+        return "nfs-registry" if self.nfs else "registry"
+
     def volume_names(self, rid: str) -> list[str]:
-        kinds = [("nfs-registry" if (k == "registry" and self.nfs) else k) for k in VOLUME_KINDS]
+        """The dtr-<kind>-<id> volumes; a --dtr-storage-volume replaces dtr-registry-<id>."""
+        kinds = [(self._registry_kind() if k == "registry" else k) for k in VOLUME_KINDS
+                 if not (k == "registry" and self.storage_volume)]
         return [f"dtr-{k}-{rid}" for k in kinds]
 
     def container_names(self, rid: str) -> list[str]:
@@ -34,7 +39,7 @@ class ReplicaObjects(ClusterHealth):
         if svc == "rethinkdb":
             vols[f"dtr-rethink-{rid}"] = "/data"
         elif svc == "registry":
-            vols[f"dtr-{'nfs-registry' if self.nfs else 'registry'}-{rid}"] = "/storage"
+            vols[self.storage_volume or f"dtr-{self._registry_kind()}-{rid}"] = "/storage"
         elif svc == "notary-signer":
             vols[f"dtr-notary-{rid}"] = "/data"
         elif svc == "scanningstore":
@@ -139,25 +144,21 @@ class ReplicaObjects(ClusterHealth):
                 r.state = "running"
         self._changed()
 
+    def mark_ghost(self, rid) -> bool:
+        """The replica's objects are gone (destroy), its RethinkDB membership stays: a ghost."""
+        with self.lab.lock:
+            self._get(rid).state = "ghost"
+        self._changed()
+        return False
+
     def ghost_replica(self, rid) -> dict:
-        """What `destroy` does: the replica's objects go, its RethinkDB membership stays."""
+        """The `ghost` fault: what a successful `destroy` leaves. Its node must be reachable, as for destroy."""
         with self.lab.lock:
             r = self._get(rid)
             out = self.delete_replica_objects(rid, r.node)
             if not out["reachable"]:
-                # destroy runs on the node itself, so a partition does not stop it
-                engine = self._engine(r.node)
-                for name in self.container_names(rid):
-                    c = engine.find_container(name) if engine else None
-                    if c is not None:
-                        engine.remove_container(c, force=True)
-                        out["containers"].append(name)
-                for name in self.volume_names(rid):
-                    if engine is not None and name in engine.volumes:
-                        engine.remove_volume(name, force=True)
-                        out["volumes"].append(name)
-            r.state = "ghost"
-        self._changed()
+                raise ClusterError(f"node {r.node} of replica {rid} is unreachable; destroy could not act on it")
+            out["dissolved"] = self.mark_ghost(rid)
         return out
 
     def upgrade_replica(self, rid, version) -> None:

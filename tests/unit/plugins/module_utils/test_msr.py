@@ -8,7 +8,7 @@ import base64
 
 import pytest
 
-from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient, parse_cluster_status, parse_storage
 
 
@@ -85,3 +85,14 @@ def test_not_json(https_api, pki):
     https_api.add("GET", "/api/v0/meta/settings", (200, b"<html>login</html>"))
     with pytest.raises(MsrError, match="did not return a JSON object"):
         client(https_api, pki).settings()
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"mke_ca": "MKE", "msr_ca": None, "msr_insecure_tls": None, "mke_insecure_tls": False}, (None, False)),
+    ({"mke_ca": "MKE", "msr_ca": "MSR", "msr_insecure_tls": None, "mke_insecure_tls": False}, ("MSR", False)),
+    ({"mke_ca": None, "msr_ca": None, "msr_insecure_tls": None, "mke_insecure_tls": True}, (None, True)),
+    ({"mke_ca": None, "msr_ca": "MSR", "msr_insecure_tls": None, "mke_insecure_tls": True}, ("MSR", False)),
+    ({"mke_ca": "MKE", "msr_ca": None, "msr_insecure_tls": True, "mke_insecure_tls": False}, (None, True)),
+])
+def test_msr_trust_is_msr_own_ca_never_mke(params, expected):
+    assert msr_tls(params) == expected

@@ -13,7 +13,8 @@ from ansible_collections.msr.replicas.plugins.modules import replica
 
 PASSWORD = "Sup3r-secret-pw"
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
-BASE = {"mke_url": "https://mke.example.com", "mke_password": PASSWORD, "mke_ca": CA}
+MSR_CA = "-----BEGIN CERTIFICATE-----\nMIIBmsr\n-----END CERTIFICATE-----\n"
+BASE = {"mke_url": "https://mke.example.com", "mke_password": PASSWORD, "mke_ca": CA, "msr_ca": MSR_CA}
 A, B, C, D = "aaaaaaaaaaa1", "bbbbbbbbbbb2", "ccccccccccc3", "ddddddddddd4"
 
 
@@ -186,7 +187,7 @@ def test_empty_cluster_needs_install(run, fakes):
 def test_insecure_tls(run, fakes):
     cluster = three(fakes)
     runner = fakes.FakeRunner(cluster)
-    r = run(cluster, runner, node="worker-4", mke_ca=None, mke_insecure_tls=True)
+    r = run(cluster, runner, node="worker-4", mke_ca=None, msr_ca=None, mke_insecure_tls=True)
     assert "--ucp-insecure-tls" in runner.calls[0]["argv"] and "UCP_CA" not in runner.calls[0]["env"]
     assert any("mke_insecure_tls is true" in w for w in warnings(r))
 
@@ -197,6 +198,14 @@ def test_tls_option_errors(run, fakes):
     assert r["msg"] == "one of mke_ca (the MKE CA certificate, PEM text) or mke_insecure_tls=true is required"
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", mke_insecure_tls=True)
     assert r["msg"].startswith("mke_ca and mke_insecure_tls are mutually exclusive")
+    # MSR's own CA, never MKE's: without msr_ca (or an explicit insecure choice) the module refuses
+    r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", msr_ca=None)
+    assert r["msg"].startswith("one of msr_ca (MSR's own CA certificate, PEM text; every replica serves it at "
+                               "https://<replica>/ca) or msr_insecure_tls=true is required")
+    r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", msr_insecure_tls=True)
+    assert r["msg"].startswith("msr_ca and msr_insecure_tls are mutually exclusive")
+    r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", msr_ca=None, msr_insecure_tls=True, check=True)
+    assert r.get("failed") is not True and any("msr_insecure_tls is true" in w for w in warnings(r))
 
 
 @pytest.mark.parametrize("args,msg", [
