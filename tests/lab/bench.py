@@ -87,7 +87,7 @@ def memory() -> dict[str, list[int]]:
             kind = "lab daemon"
         elif comm in ("sshd", "haproxy", "nginx", "unshare"):
             kind = comm
-        elif b"init.sh" in cmdline or comm in ("sh", "python3", "sleep"):
+        elif b"init.sh" in cmdline or comm in ("sh", "init", "python3", "sleep"):
             kind = "node init"
         else:
             kind = f"other ({comm})"

@@ -14,7 +14,7 @@ from msr_lab.faults import inject
 DESCRIPTION = """\
 A multi-node MKE/MSR 2.9 lab on one machine: one network namespace per node with its own hostname,
 files, processes, sshd and /var/run/docker.sock (an emulated Docker Engine), MKE on the managers, MSR
-replicas on the workers, and a load-balancer node running HAProxy and NGINX. Needs root.
+replicas on the workers, and load-balancer nodes running HAProxy or NGINX. Needs root.
 State lives in $MSR_LAB_DIR (default /var/lib/msr-lab)."""
 
 FAULT_HELP = """\
@@ -36,7 +36,10 @@ hang-ping TARGET        the replica's /_ping does not answer until cleared
 freeze-health TARGET    the replica stops refreshing its replica_health entry (it keeps serving)
 thaw-health TARGET      it reports again
 token-expiry SECONDS    MKE tokens stop working SECONDS after login (bearer and MSR basic auth; 0: never)
-clear                   undo the service faults, start stopped engines and heal all partitions"""
+lb-down NODE            an LB node goes down: unreachable, its processes gone (runtime API changes lost)
+lb-up NODE              it boots again: sshd and its enabled LB service start from the config on disk
+clear                   undo the service faults, start stopped engines, heal all partitions and
+                        bring LB nodes back up"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,7 +50,11 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="create the lab's nodes and start its services")
     up.add_argument("--managers", type=int, default=3, help="MKE manager nodes (default 3)")
     up.add_argument("--workers", type=int, default=5, help="MKE worker nodes, the MSR candidates (default 5)")
-    up.add_argument("--lbs", type=int, default=1, choices=(0, 1), help="load-balancer nodes (default 1)")
+    up.add_argument("--lbs", type=int, default=None,
+                    help="load-balancer nodes lb1..lbN, 0-6 (default: one per --lb-kind, or 1)")
+    up.add_argument("--lb-kind", action="append", metavar="KIND[,KIND...]",
+                    help="what each LB node runs on 80/443: haproxy or nginx, one for all or one per node "
+                         "in order; repeat or give a comma list (default haproxy)")
     up.add_argument("--msr-version", default="2.9.16", help="MSR version of the installed replicas (default 2.9.16)")
     up.add_argument("--replicas", type=int, default=1,
                     help="MSR replicas installed at start, on the first workers (default 1; 0 = MSR not installed)")
@@ -95,7 +102,8 @@ def fault_request(kind: str, args: list[str]) -> dict:
              "mke-error": ["status", "count"], "mke-latency": ["ms"],
              "engine-down": ["target"], "engine-up": ["target"], "slow-ping": ["target", "ms"],
              "hang-ping": ["target"], "freeze-health": ["target"], "thaw-health": ["target"],
-             "token-expiry": ["seconds"], "admin-scheduling": ["state"]}.get(kind, [])
+             "token-expiry": ["seconds"], "admin-scheduling": ["state"],
+             "lb-down": ["target"], "lb-up": ["target"]}.get(kind, [])
     required = names if kind == "slow-ping" else names[:1] if kind != "mke-error" else []
     if len(args) < len(required) or len(args) > len(names):
         raise SystemExit(f"msr-lab fault {kind}: expects {' '.join(n.upper() for n in names) or 'no argument'}")

@@ -79,6 +79,12 @@ class Faults:
     def admin_scheduling(self, on: bool):
         return self._fault("admin-scheduling", state="on" if on else "off")
 
+    def lb_down(self, node: str):
+        return self._fault("lb-down", target=node)
+
+    def lb_up(self, node: str):
+        return self._fault("lb-up", target=node)
+
     def clear(self):
         return self._fault("clear")
 

@@ -21,7 +21,7 @@ from msr_lab.common.pki import LabPKI
 from msr_lab.engine.server import serve_engine
 from msr_lab.engine.state import EngineState
 from msr_lab.faults import inject
-from msr_lab.lb import haproxy
+from msr_lab.lb import lbnode
 from msr_lab.mke.app import MkeApp
 from msr_lab.msr.cluster import Cluster, new_replica_id
 from msr_lab.nodes import netns
@@ -182,7 +182,7 @@ class Daemon:
     def status(self) -> dict:
         with self.lab.lock:
             nodes = [{"name": n.name, "role": n.role, "addr": n.addr, "state": n.state,
-                      "availability": n.availability, "partitioned": n.partitioned,
+                      "availability": n.availability, "partitioned": n.partitioned, "lb_down": n.lb_down,
                       "engine": None if n.engine is None else ("down" if n.engine_down else "up"),
                       "mke_state": (None if not n.in_mke else "ready" if self.mke.shown_ready(n) else "down")}
                      for n in self.lab.nodes.values()]
@@ -190,15 +190,20 @@ class Daemon:
             fault_state = vars(self.lab.faults).copy()
             defaults = vars(Faults(join_seconds=float(self.lab.config.get("join_seconds", 3.0))))
             active = {k: v for k, v in fault_state.items() if v != defaults[k]}
-        pools = {}
+        pools, kinds = {}, {}
+        names = {info["addr"]: name for name, info in self.desc["nodes"].items()}
         for name, info in self.desc["nodes"].items():
             if info["role"] == "lb":
+                kinds[name] = info.get("lb_kind", "haproxy")
+                if self.lab.nodes[name].lb_down:
+                    pools[name] = {"error": f"{name} is down (fault lb-down)"}
+                    continue
                 try:
-                    pools[name] = haproxy.haproxy_servers(str(self.files.root), name)
-                except Exception as exc:  # the LB is a real HAProxy that may be stopped by a test
+                    pools[name] = lbnode.pool(str(self.files.root), name, kinds[name], names)
+                except Exception as exc:  # the LB is a real HAProxy or NGINX that may be stopped by a test
                     pools[name] = {"error": str(exc)}
         return {"nodes": nodes, "cluster": cluster, "faults": fault_state, "faults_active": active, "lb": pools,
-                "mke_url": self.lab.config["mke_url"]}
+                "lb_kinds": kinds, "mke_url": self.lab.config["mke_url"]}
 
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()

@@ -76,7 +76,7 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None, cluster: dict
                 "mke_managers": {"hosts": managers},
                 "mke_workers": {"hosts": group("worker")},
                 "msr": {"hosts": {name: {"ansible_host": nodes[name]["addr"]} for name in msr}},
-                "msr_lb": {"hosts": {name: {"ansible_host": info["addr"], "msr_lb_provider": "haproxy"}
+                "msr_lb": {"hosts": {name: {"ansible_host": info["addr"], "msr_lb_provider": info.get("lb_kind", "haproxy")}
                                      for name, info in nodes.items() if info["role"] == "lb"}},
             },
         }

@@ -12,14 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from msr_lab import control, inventory
 from msr_lab.common.labfiles import LabFiles
 from msr_lab.common.pki import LabPKI
-from msr_lab.lb import haproxy, nginx
+from msr_lab.lb import lbnode
 from msr_lab.nodes import netns, sshkeys
 from msr_lab.nodes.teardown import leftovers
 from msr_lab.nodes.teardown import teardown as remove_nodes
 
 
 def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
-    """Node names and addresses: managers .11+, workers .21+, LB .5+ (host is .1)."""
+    """Node names and addresses: managers .11+, workers .21+, LB .5+ (host is .1); each LB node's kind."""
     if net.prefixlen != 24:
         raise SystemExit("msr-lab: --subnet must be a /24")
     if not 1 <= args.managers <= 9 or not 0 <= args.workers <= 30:
@@ -28,14 +28,20 @@ def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
         raise SystemExit("msr-lab: --replicas must be between 0 and --workers")
     if args.health_period <= 0 or min(args.health_stale, args.starting_seconds, args.heartbeat_seconds) < 0:
         raise SystemExit("msr-lab: --health-period must be positive and the other timings not negative")
+    try:
+        lb_kinds = lbnode.parse_kinds(getattr(args, "lb_kind", None), args.lbs)
+    except ValueError as exc:
+        raise SystemExit(f"msr-lab: {exc}") from None
+    if not 0 <= len(lb_kinds) <= 6 or (args.lbs is not None and args.lbs < 0):
+        raise SystemExit("msr-lab: --lbs must be 0-6")   # .5-.10: the managers start at .11
     base = net.network_address
     nodes = {}
     for i in range(args.managers):
         nodes[f"manager{i + 1}"] = {"role": "manager", "addr": str(base + 11 + i)}
     for i in range(args.workers):
         nodes[f"worker{i + 1}"] = {"role": "worker", "addr": str(base + 21 + i)}
-    for i in range(args.lbs):
-        nodes[f"lb{i + 1}"] = {"role": "lb", "addr": str(base + 5 + i)}
+    for i, kind in enumerate(lb_kinds):
+        nodes[f"lb{i + 1}"] = {"role": "lb", "addr": str(base + 5 + i), "lb_kind": kind}
     return nodes
 
 
@@ -87,9 +93,9 @@ def up(files: LabFiles, args) -> int:
         wait_seeded(files, config)
         for name, info in nodes.items():
             if info["role"] == "lb":
+                # the seeded pool goes into the config: membership lives there, not in the runtime API
                 servers = [(w, nodes[w]["addr"]) for w in config["seed_replicas"]]
-                haproxy.start_haproxy(str(files.root), name, servers)
-                nginx.start_nginx(str(files.root), name, servers)
+                lbnode.start(str(files.root), name, info["lb_kind"], servers)
     except BaseException as exc:
         print(f"msr-lab up failed: {exc}; removing what was made", file=sys.stderr)
         teardown(files)
@@ -97,7 +103,7 @@ def up(files: LabFiles, args) -> int:
             raise
         return 1
     print(f"msr-lab is up in {time.monotonic() - started:.1f} s: {args.managers} managers, {args.workers} workers, "
-          f"{args.lbs} LB, MSR {args.msr_version} with {args.replicas} replica(s)")
+          f"{len([n for n in nodes.values() if n['role'] == 'lb'])} LB, MSR {args.msr_version} with {args.replicas} replica(s)")
     print(f"  MKE: {config['mke_url']} (admin / see `msr-lab inventory`)")
     print(f"  ssh: ssh -F {files.ssh_dir / 'config'} worker1")
     print("  next: msr-lab status | msr-lab inventory -o inventory.yml | msr-lab down")
@@ -233,7 +239,7 @@ def format_status(data: dict) -> str:
     lines = ["NODE         ROLE     ADDRESS        STATE  MKE    ENGINE AVAILABILITY  NETWORK"]
     for n in data["nodes"]:
         lines.append(f"{n['name']:<12} {n['role']:<8} {n['addr']:<14} {n['state']:<6} {n.get('mke_state') or '-':<6} "
-                     f"{n.get('engine') or '-':<6} {n['availability']:<13} {'partitioned' if n['partitioned'] else 'ok'}")
+                     f"{n.get('engine') or '-':<6} {n['availability']:<13} {'down' if n.get('lb_down') else 'partitioned' if n['partitioned'] else 'ok'}")
     cluster = data["cluster"]
     lines += ["", "REPLICA       NODE         VERSION  STATE"]
     for r in cluster.get("replicas", []):
@@ -260,7 +266,7 @@ def format_status(data: dict) -> str:
         lines.append(f"storage: {storage}; external URL: {cluster.get('external_url') or '-'}; "
                      f"MSR CA: {cluster.get('ca_subject')} (the replicas' CA: msr-lab inventory, msr_ca)")
     for name, pool in data.get("lb", {}).items():
-        lines += ["", f"LB POOL on {name}"]
+        lines += ["", f"LB POOL on {name} ({data.get('lb_kinds', {}).get(name, 'haproxy')})"]
         if isinstance(pool, dict):
             lines.append(f"  error: {pool.get('error')}")
             continue

@@ -1,22 +1,19 @@
-"""Lab nodes, ssh, partitions and the LB node, on a separate prefix/subnet from a running lab."""
+"""Lab nodes, ssh and partitions, on a separate prefix/subnet from a running lab (the LB node's
+services: test_lb_node.py)."""
 import http.server
 import json
 import os
-import select
-import socket
 import socketserver
 import subprocess
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from netlab import Serve, hello, node_lab, state_dir, wait_for
 from system_lab import exclusive
 
-from msr_lab.lb import haproxy, nginx
-from msr_lab.nodes import netns, sshkeys, teardown
+from msr_lab.nodes import initfiles, netns, sshkeys, teardown
 
 PREFIX, BRIDGE, HOST_CIDR = 'msrtest', 'msrtest0', '10.78.0.1/24'
 NODES = [('n1', 'msr', '10.78.0.11'), ('n2', 'msr', '10.78.0.12'), ('lb', 'lb', '10.78.0.10')]
@@ -25,120 +22,16 @@ ADDR = {name: addr for name, _role, addr in NODES}
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces)')
 
 
-class Lab:
-    def __init__(self, state, nodes, create_s):
-        self.state, self.nodes, self.create_s = state, nodes, create_s
-        self.pids = {name: info['pid'] for name, info in nodes.items()}
-        self.ssh_config = state / 'ssh' / 'config'
-
-    def ssh(self, host, command, **kw):
-        return subprocess.run(['ssh', '-F', str(self.ssh_config), '-o', 'BatchMode=yes', host, command],
-                              capture_output=True, stdin=kw.pop('stdin', subprocess.DEVNULL), **kw)
-
-
 @pytest.fixture(scope='module', autouse=True)
 def serialized():
     with exclusive('/run/msrtest.lock'):
         yield
 
 
-def state_dir():
-    # Not under pytest's basetemp: concurrent pytest runs rotate (delete) old basetemps.
-    return Path(tempfile.mkdtemp(prefix='msrtest-', dir='/var/tmp')) / 'state'
-
-
 @pytest.fixture(scope='module')
 def lab():
-    state = state_dir()
-    teardown.teardown(state, PREFIX, BRIDGE)   # leftovers of an earlier crashed run (found by prefix)
-    try:
-        netns.create_bridge(BRIDGE, HOST_CIDR)
-        pub = sshkeys.ensure_client_key(state)
-        t = time.monotonic()
-        # in threads, as `msr-lab up` does
-        with ThreadPoolExecutor(len(NODES)) as pool:
-            futures = {name: pool.submit(netns.create_node, state, PREFIX, name, role, addr, BRIDGE, pub, ADDR)
-                       for name, role, addr in NODES}
-            nodes = {name: f.result() for name, f in futures.items()}
-        create_s = time.monotonic() - t
-        sshkeys.write_ssh_client_files(state, ADDR)
-        yield Lab(state, nodes, create_s)
-    finally:
-        teardown.teardown(state, PREFIX, BRIDGE)
-        state.parent.rmdir()
-
-
-class Serve:
-    """Accept loop on a (netns) listening socket; handler(conn) runs per connection."""
-
-    def __init__(self, sock, handler):
-        self.sock, self.handler, self.stop = sock, handler, threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self.stop.is_set():
-            if select.select([self.sock], [], [], 0.05)[0]:
-                try:
-                    conn, _ = self.sock.accept()
-                except BlockingIOError:
-                    continue
-                conn.setblocking(True)
-                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn):
-        with conn:
-            try:
-                self.handler(conn)
-            except OSError:
-                pass
-
-    def close(self):
-        self.stop.set()
-        self.thread.join()
-        self.sock.close()
-
-
-def hello(name):
-    def handler(conn):
-        conn.sendall(f'hello from {name}\n'.encode())
-    return handler
-
-
-def ping(name, healthy):
-    def handler(conn):
-        conn.settimeout(2)
-        data = b''
-        while b'\r\n\r\n' not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-        ok = healthy.is_set() and data.startswith(b'GET /_ping ')
-        body = json.dumps({'Healthy': ok, 'node': name}).encode()
-        status = b'200 OK' if ok else b'503 Service Unavailable'
-        conn.sendall(b'HTTP/1.1 ' + status + b'\r\nContent-Type: application/json\r\nContent-Length: '
-                     + str(len(body)).encode() + b'\r\nConnection: close\r\n\r\n' + body)
-    return handler
-
-
-def read_line(addr, port, timeout=2):
-    with socket.create_connection((addr, port), timeout=timeout) as s:
-        data = b''
-        while not data.endswith(b'\n'):
-            chunk = s.recv(100)
-            if not chunk:
-                break
-            data += chunk
-        return data.decode().strip()
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out waiting for {what}')
-        time.sleep(0.1)
+    with node_lab(PREFIX, BRIDGE, HOST_CIDR, NODES) as nodes:
+        yield nodes
 
 
 # ---- nodes -------------------------------------------------------------------------------------
@@ -175,6 +68,39 @@ def test_pid_namespace_is_small(lab):
     r = netns.exec_in_node(lab.pids['n1'], ['sh', '-c', 'ls /proc | grep -c "^[0-9]"'],
                            capture_output=True, text=True)
     assert int(r.stdout) < 10   # init, sshd, this shell and ls, not the host's hundreds
+
+
+SERVICE_MGR = """
+import shutil
+from ansible.module_utils.facts.system.service_mgr import ServiceMgrFactCollector
+
+class Module:   # what the collector asks of AnsibleModule
+    def get_bin_path(self, name, *args, **kwargs):
+        return shutil.which(name)
+
+    def run_command(self, *args, **kwargs):
+        return 1, '', ''
+
+print(ServiceMgrFactCollector().collect(Module(), {'ansible_system': 'Linux', 'ansible_distribution': 'Debian'})
+      ['service_mgr'])
+"""
+
+
+def test_node_looks_like_a_sysvinit_debian_host(lab):
+    """PID 1 is the node's own /sbin/init, so Ansible's service manager fact is sysvinit (the packaged
+    /etc/init.d scripts), not systemd through the host's /sbin/init symlink, nor 'python3'."""
+    for name in ADDR:
+        node = (lab.state, name)
+        look = netns.exec_in_node(node, ['sh', '-c', 'cat /proc/1/comm; tr "\\0" " " < /proc/1/cmdline; echo; '
+                                         'test -L /sbin/init && echo link || echo file'],
+                                  capture_output=True, text=True).stdout.splitlines()
+        assert look[0] == 'init' and '/sbin/init ' + initfiles.NODE_MARKER in look[1] and look[2] == 'file', look
+        r = netns.exec_in_node(node, [f'{initfiles.NODE_PYTHON}/bin/python', '-c', SERVICE_MGR],
+                               capture_output=True, text=True)
+        assert r.stdout.strip() == 'sysvinit', r.stderr
+        assert lab.ssh(name, 'service haproxy status').returncode == 3   # LSB: not running
+    # the host keeps its own /sbin/init: the node's copy went into its /usr overlay
+    assert not os.path.exists('/sbin/init') or initfiles.INIT.encode() != Path('/sbin/init').read_bytes()
 
 
 def test_unknown_host_key_is_rejected(lab, tmp_path):
@@ -283,89 +209,6 @@ def test_listen_in_netns_from_thread_and_partition(lab):
                  10, 'n1 reachable after heal')
     finally:
         server.close()
-
-
-# ---- LB node -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def backends(lab):
-    healthy = {n: threading.Event() for n in ('n1', 'n2')}
-    servers = []
-    try:
-        for name in ('n1', 'n2'):
-            healthy[name].set()
-            ns = f'{PREFIX}-{name}'
-            servers.append(Serve(netns.listen_in_netns(ns, ADDR[name], 80), ping(name, healthy[name])))
-            servers.append(Serve(netns.listen_in_netns(ns, ADDR[name], 443), hello(name)))
-        yield healthy
-    finally:
-        for s in servers:
-            s.close()
-
-
-def statuses(lab):
-    return {(s['backend'], s['name']): s['status'] for s in haproxy.haproxy_servers(lab.state, 'lb')}
-
-
-def seen_through_lb(port, n=6):
-    return {read_line(ADDR['lb'], port) for _ in range(n)}
-
-
-def test_haproxy_checks_admin_socket_and_reload(lab, backends):
-    members = [('n1', ADDR['n1']), ('n2', ADDR['n2'])]
-    haproxy.start_haproxy(lab.state, 'lb', members)
-    try:
-        all_up = {(b, n): 'UP' for b in ('msr_http', 'msr_https') for n in ('n1', 'n2')}
-        wait_for(lambda: statuses(lab) == all_up, 10, 'all servers UP')
-        assert seen_through_lb(443) == {'hello from n1', 'hello from n2'}
-
-        haproxy.haproxy_cmd(lab.state, 'lb', 'disable server msr_https/n1')
-        assert statuses(lab)[('msr_https', 'n1')] == 'MAINT'
-        assert seen_through_lb(443) == {'hello from n2'}
-
-        # connections keep working through a graceful reload; admin state survives it
-        failures, stop = [], threading.Event()
-
-        def client():
-            while not stop.is_set():
-                try:
-                    read_line(ADDR['lb'], 443)
-                except OSError as e:
-                    failures.append(e)
-        t = threading.Thread(target=client)
-        t.start()
-        try:
-            haproxy.reload_haproxy(lab.state, 'lb', members)
-            time.sleep(0.5)
-        finally:
-            stop.set()
-            t.join()
-        assert failures == []
-        assert statuses(lab)[('msr_https', 'n1')] == 'MAINT'
-        haproxy.haproxy_cmd(lab.state, 'lb', 'enable server msr_https/n1')
-
-        # /_ping failing takes a replica out of both backends (fall 2, inter 1s)
-        backends['n2'].clear()
-        wait_for(lambda: statuses(lab)[('msr_https', 'n2')] == 'DOWN', 6, 'n2 DOWN')
-        assert seen_through_lb(443) == {'hello from n1'}
-        backends['n2'].set()
-        wait_for(lambda: statuses(lab)[('msr_https', 'n2')] == 'UP', 6, 'n2 UP again')
-    finally:
-        haproxy.stop_haproxy(lab.state, 'lb')
-
-
-def test_nginx_stream_proxies_and_reloads(lab, backends):
-    members = [('n1', ADDR['n1']), ('n2', ADDR['n2'])]
-    conf = nginx.render_nginx_conf(members)
-    assert 'server 10.78.0.11:443 max_fails=2 fail_timeout=30s;' in conf
-    nginx.start_nginx(lab.state, 'lb', members)
-    try:
-        assert seen_through_lb(8443) == {'hello from n1', 'hello from n2'}
-        nginx.reload_nginx(lab.state, 'lb', members[:1])
-        # old workers may still hold a connection; new ones only know n1
-        wait_for(lambda: seen_through_lb(8443) == {'hello from n1'}, 5, 'nginx serving n1 only')
-    finally:
-        nginx.stop_nginx(lab.state, 'lb')
 
 
 def test_teardown_after_broken_up():

@@ -113,6 +113,7 @@ def test_inventory_groups_and_vars(lab, tmp_path):
     assert list(groups["mke_workers"]["hosts"]) == [f"worker{i}" for i in range(1, 6)]
     assert list(groups["msr"]["hosts"]) == ["worker1"]
     assert list(groups["msr_lb"]["hosts"]) == ["lb1"]
+    assert groups["msr_lb"]["hosts"]["lb1"]["msr_lb_provider"] == "haproxy"
     for group in groups.values():
         for host, hv in group["hosts"].items():
             assert hv["ansible_host"] == lab.addr(host)

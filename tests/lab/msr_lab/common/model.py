@@ -45,6 +45,7 @@ class Node:
     labels: dict[str, str] = field(default_factory=dict)
     partitioned: bool = False            # cut off the lab network (fault)
     engine_down: bool = False            # its Docker engine is stopped (fault): no socket, containers stopped
+    lb_down: bool = False                # an LB node that is down (fault lb-down): unreachable, no process
     engine: object = None                # engine_state.EngineState, set by the daemon
 
     @property

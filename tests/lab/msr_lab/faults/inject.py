@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from msr_lab.common.model import Lab
+from msr_lab.lb import lbnode
 from msr_lab.mke import config
 from msr_lab.nodes import netns
 
 KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
          "mke-error", "mke-latency", "ghost", "quorum-loss", "admin-scheduling", "clear",
-         "engine-down", "engine-up", "slow-ping", "hang-ping", "freeze-health", "thaw-health", "token-expiry")
+         "engine-down", "engine-up", "slow-ping", "hang-ping", "freeze-health", "thaw-health", "token-expiry", "lb-down", "lb-up")
 
 
 def replica_id(lab: Lab, target: str) -> str:
@@ -41,7 +42,8 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         lab.cluster.ghost_replica(replica_id(lab, target))
     elif kind in ("partition", "heal"):
         name = node_name(lab, target)
-        netns.partition(desc["nodes"][name]["veth"], down=kind == "partition")
+        if not lab.nodes[name].lb_down:   # a node that is down keeps its link down until lb-up
+            netns.partition(desc["nodes"][name]["veth"], down=kind == "partition")
         with lab.lock:
             lab.nodes[name].partitioned = kind == "partition"
         lab.changed()
@@ -60,6 +62,8 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         # an admin changing the MKE setting, as through the web UI or config-toml
         config.set_admin_scheduling(lab, _on_off(req.get("state")))
         lab.changed()
+    elif kind in ("lb-down", "lb-up"):
+        lb_power(lab, desc, target, up=kind == "lb-up")
     elif kind == "clear":
         clear(lab, desc)
     elif kind in ("engine-down", "engine-up"):
@@ -113,9 +117,27 @@ def quorum_loss(lab: Lab) -> None:
         cluster.stop_replica(rid)
 
 
+def lb_power(lab: Lab, desc: dict, name: str, up: bool) -> None:
+    """An LB node goes down (unreachable, its processes gone) or boots again; repeating either is a no-op."""
+    node = lab.nodes.get(name)
+    if node is None or node.role != "lb":
+        lbs = ", ".join(n for n, x in lab.nodes.items() if x.role == "lb") or "none"
+        raise ValueError(f"{name!r} is not an LB node (LB nodes: {lbs})")
+    info = desc["nodes"][name]
+    with lab.lock:
+        if node.lb_down == (not up):
+            return
+        node.lb_down = not up
+    if up:
+        lbnode.power_on(info["pid"], info["veth"], link=not node.partitioned)
+    else:
+        lbnode.power_off(info["pid"], info["veth"])
+    lab.changed()
+
+
 def clear(lab: Lab, desc: dict) -> None:
-    """Undo the service faults, start stopped engines and heal every partition. Stopped and ghost replicas
-    stay as they are."""
+    """Undo the service faults, start stopped engines, heal every partition and boot downed LB nodes.
+    Stopped and ghost replicas stay as they are."""
     faults = lab.faults
     faults.kill_at_phase = None
     faults.join_seconds = float(lab.config.get("join_seconds", 3.0))
@@ -131,6 +153,9 @@ def clear(lab: Lab, desc: dict) -> None:
             node.engine.boot()
     for name, node in lab.nodes.items():
         if node.partitioned:
-            netns.partition(desc["nodes"][name]["veth"], down=False)
+            if not node.lb_down:
+                netns.partition(desc["nodes"][name]["veth"], down=False)
             node.partitioned = False
+    for name in [n for n, node in lab.nodes.items() if node.lb_down]:
+        lb_power(lab, desc, name, up=True)
     lab.changed()

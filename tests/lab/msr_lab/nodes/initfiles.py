@@ -14,9 +14,12 @@ OVERLAID = ('etc', 'var', 'root', 'home', 'opt', 'usr')
 # Where a node sees the host's Python environment (the venv running the lab).
 NODE_PYTHON = '/opt/msr-lab/python'
 
-# Reaps every orphan re-parented to the node's PID 1 (sshd sessions, daemonised haproxy and
-# nginx); SIGTERM ends PID 1, which makes the kernel kill the whole PID namespace.
-REAPER = r'''
+# The node's /sbin/init and PID 1. It reaps every orphan re-parented to it (sshd sessions, daemonised
+# haproxy and nginx); SIGTERM ends it, which makes the kernel kill the whole PID namespace. Being a
+# real file called init (not the host's /sbin/init -> systemd symlink, seen through the /usr overlay)
+# makes the node look like a sysvinit Debian host: /proc/1/comm is "init", so Ansible's service_mgr
+# fact falls through to /etc/init.d and `ansible.builtin.service` drives the packaged init scripts.
+INIT = r'''#!/usr/bin/python3
 import os, signal, time
 signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
 while True:
@@ -25,6 +28,9 @@ while True:
     except ChildProcessError:
         time.sleep(1)
 '''
+
+# How init.sh starts sshd; lb.lbnode starts it the same way when an LB node comes back up.
+SSHD = ('/usr/sbin/sshd', '-f', '/etc/ssh/sshd_config', '-E', '/run/sshd.log')
 
 # Runs as PID 1 of fresh UTS+mount+PID namespaces inside the node's netns.
 # Relative overlay paths: after /var (or whichever dir holds the state dir) is overlaid,
@@ -63,12 +69,16 @@ chmod 700 /root/.ssh
 cp "$SEED/authorized_keys" /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
 cp "$SEED/bashrc" /root/.bashrc
+# /sbin is usr/sbin: the copy lands in the node's /usr overlay, the host keeps its systemd link
+rm -f /usr/sbin/init
+cp "$SEED/init" /usr/sbin/init
+chmod 755 /usr/sbin/init
 mkdir -p /run/sshd
 chmod 755 /run/sshd
-/usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
-exec /usr/bin/python3 -c "$REAPER" __MARKER__ "$NODE_DIR"
+__SSHD__
+exec /sbin/init __MARKER__ "$NODE_DIR"
 '''.replace('__OVERLAID__', ' '.join(OVERLAID)).replace('__MARKER__', NODE_MARKER)
-INIT_SH = INIT_SH.replace('__NODE_PYTHON__', NODE_PYTHON)
+INIT_SH = INIT_SH.replace('__NODE_PYTHON__', NODE_PYTHON).replace('__SSHD__', ' '.join(SSHD))
 
 # The host's root .bashrc runs pyenv init on every ssh command (machine-notes).
 BASHRC = '''# msr-lab node: kept minimal so non-interactive ssh commands stay fast

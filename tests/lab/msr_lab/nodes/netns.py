@@ -69,6 +69,7 @@ def _prepare_node(state_dir, name, addr, bridge, authorized_key, hosts, prefix):
     (seed / 'authorized_keys').write_text(authorized_key.strip() + '\n')
     (seed / 'sshd_config').write_text(nodeinit.sshd_config(addr))
     (seed / 'bashrc').write_text(nodeinit.BASHRC)
+    (seed / 'init').write_text(nodeinit.INIT)
     (nd / 'init.sh').write_text(nodeinit.INIT_SH)
 
     ns, veth = netns_name(name, prefix), veth_name(name, prefix)
@@ -88,7 +89,7 @@ def _prepare_node(state_dir, name, addr, bridge, authorized_key, hosts, prefix):
 def _start_init(nd, name, ns):
     log = open(nd / 'init.log', 'wb')
     env = {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-           'HOME': '/root', 'LANG': 'C.UTF-8', 'REAPER': nodeinit.REAPER, 'LAB_PYTHON': sys.prefix}
+           'HOME': '/root', 'LANG': 'C.UTF-8', 'LAB_PYTHON': sys.prefix}
     with log:
         p = subprocess.Popen(
             ['ip', 'netns', 'exec', ns, 'unshare', '--uts', '--mount', '--pid', '--fork',
@@ -122,6 +123,13 @@ def _tail(path, n=2000):
         return ''
 
 
+def _comm(pid):
+    try:
+        return Path(f'/proc/{pid}/comm').read_text().strip()
+    except OSError:
+        return ''
+
+
 def _sshd_ready(addr):
     try:
         with socket.create_connection((addr, 22), timeout=0.5) as s:
@@ -136,7 +144,8 @@ def _wait_ready(nd, name, role, addr, prefix, p, deadline):
         if p.poll() is not None:
             raise RuntimeError(f'node {name} init exited {p.returncode}: {_tail(nd / "init.log")}')
         pid = pid or _ns_init_pid(p.pid)
-        if pid and _sshd_ready(addr):
+        # init.sh execs /sbin/init right after starting sshd: ready once both happened
+        if pid and _comm(pid) == 'init' and _sshd_ready(addr):
             (nd / 'pid').write_text(f'{pid}\n')
             return {'name': name, 'role': role, 'addr': addr, 'netns': netns_name(name, prefix),
                     'veth': veth_name(name, prefix), 'pid': pid}
