@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -114,9 +115,25 @@ class Lab:
     def status(self):
         return json.loads(self.cli("status", "--json").stdout)
 
+    # What the lab reports of a replica that changes only when the replica does (not report ages, timers).
+    STABLE = ("id", "node", "version", "state", "health", "ping", "http_port", "https_port")
+
     def replicas(self):
-        """{replica id: replica dict} from the lab's own view (not through the modules)."""
-        return {r["id"]: r for r in self.status()["cluster"]["replicas"]}
+        """{replica id: replica dict} from the lab's own view (not through the modules), stable fields only."""
+        return {r["id"]: {k: r.get(k) for k in self.STABLE} for r in self.status()["cluster"]["replicas"]}
+
+    def wait_healthy(self, timeout=30):
+        """Until every replica is healthy as MSR reports it (live, /_ping and the replica_health cache):
+        after a restart a replica passes a start period and its next health report first."""
+        deadline = time.time() + timeout
+        while True:
+            reps = self.status()["cluster"]["replicas"]
+            if reps and all(r.get("health") == "OK" and r.get("ping") == "OK" and r.get("reported") == "OK"
+                            for r in reps):
+                return
+            if time.time() > deadline:
+                raise AssertionError("replicas not healthy within %d s: %s" % (timeout, reps))
+            time.sleep(0.3)
 
     def replica_on(self, node):
         found = [r for r in self.replicas().values() if r.get("node") == node]

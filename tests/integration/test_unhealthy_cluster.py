@@ -56,6 +56,7 @@ def test_join_refused_while_a_replica_is_stopped_then_unsafe_join(lab):
         assert after[r["replica_id"]]["node"] == "worker4" and after[r["replica_id"]]["health"] == "OK"
     finally:
         lab.fault("start-replica", "worker2")
+    lab.wait_healthy()       # its start period, then its next health report
 
     # With worker2 back, all four replicas are healthy (the even count is reported, not hidden).
     info = lab.run(lab.play([{"name": "read", "msr.replicas.cluster_info": {}}]), check=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 
 import pytest
 from logrus import fatal_lines, messages
@@ -62,6 +63,13 @@ def open_tar(raw: bytes) -> dict[str, object]:
         return {m.name: (read(m) if m.isfile() else None) for m in tar.getmembers()}
 
 
+def until(predicate, timeout=5.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.02)
+
+
 def destroy_all(env: Env) -> None:
     for rid in list(env.lab.cluster.replicas):
         code, _, err = run_raw(env, ["destroy", *env.ucp(), f"--replica-id={rid}"])
@@ -115,6 +123,7 @@ def test_backup_from_a_replica_that_missed_writes_holds_them_once_it_is_back(env
     env.lab.cluster.stop_replica(rids[2])
     fill(env, rids[0])
     env.lab.cluster.start_replica(rids[2])
+    until(lambda: env.lab.cluster.replica_ok(rids[2]))                # past its start period
     code, out, err = backup(env, rids[2])
     assert code == 0, err
     assert len(open_tar(out)[f"{ROOT}/rethink/dtr2/repositories.json"]) == 2

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from msr_lab.bootstrapper import archive
 from msr_lab.bootstrapper import flags as F
 from msr_lab.bootstrapper.join import _busy_nodes, _network_test, _objects, _phase2, _pick_node, _replica_id
+from msr_lab.bootstrapper.mke_client import MkeError
 from msr_lab.bootstrapper.run import PRODUCT, Run, Stopped
 from msr_lab.engine.process import Killed
 
@@ -24,34 +25,21 @@ CHUNK = 64 * 1024
 
 # ---------------------------------------------------------------- backup
 
-def _schedule_reader(run: Run, node_name: str):
-    """Run the backup's reader container on `node_name` (the existing replica's node) through MKE.
-
-    MKE's scheduling rules for admins on nodes running MSR apply here, and only here, for backup.
-    """
-    node = run.lab.node(node_name)
-    if node is None or node.engine is None or node.partitioned:
-        run.fatal(f"Failed to start the backup container on node {node_name}: the node is unreachable")
-    engine = node.engine
+def _schedule_reader(run: Run, node_name: str) -> str:
+    """Run the backup's reader container on `node_name` (the existing replica's node) through MKE, whose
+    scheduler decides (msr2.md §1.10: backup needs admin scheduling on nodes running MSR); its id."""
     try:
-        stale = engine.find_container(READER)
-        if stale is not None:           # left by a killed run
-            engine.remove_container(stale, force=True)
-        if engine.find_image(run.image) is None:
-            engine.pull(run.image)
-        c = engine.create_container(READER, {"Image": run.image, "Cmd": ["phase2"],
-                                             "Labels": {"com.docker.dtr.backup": "true"}})
-        engine.start_container(c)
-        return c
-    except Exception as e:  # EngineError: the engine's own message is the useful part
-        run.fatal(f"Failed to start the backup container on node {node_name}: {getattr(e, 'message', e)}")
+        run.mke.remove_container(f"{node_name}/{READER}")      # left by a killed run
+        return run.mke.run_container(node_name, READER, run.image, ["phase2"], {"com.docker.dtr.backup": "true"})
+    except MkeError as e:
+        run.fatal(str(e))
 
 
-def _remove_reader(run: Run, node_name: str, container) -> None:
+def _remove_reader(run: Run, node_name: str, container: str) -> None:
     try:
-        run.lab.node(node_name).engine.remove_container(container, force=True)
-    except Exception as e:
-        run.debug(f"could not remove {READER} on {node_name}: {getattr(e, 'message', e)}")
+        run.mke.remove_container(container)
+    except MkeError as e:
+        run.debug(f"could not remove {READER} on {node_name}: {e}")
 
 
 @contextmanager

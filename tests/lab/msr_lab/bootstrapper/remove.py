@@ -186,7 +186,7 @@ def emergency_repair(run: Run) -> int:
                   f"(replicas: {', '.join(sorted(members))})")
     rep = members[keep]
     lab_node = run.lab.node(rep.node)
-    if rep.state != "running" or lab_node is None or lab_node.partitioned:
+    if rep.state != "running" or lab_node is None or not lab_node.reachable:
         run.fatal(f"The replica {keep} is not running (state: {rep.state}); choose a replica whose containers run")
     run.phase("repair")
     if run.cluster.has_quorum():
