@@ -12,6 +12,8 @@ import pytest
 from logrus import fatal_lines, messages
 from test_bootstrapper import IMAGE, Env, env, loop, pki  # noqa: F401
 
+from msr_lab.mke import config
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = "dtr-backup-v2.9.16"
@@ -267,3 +269,23 @@ def test_restore_refusals_change_nothing(env, case):
     assert code == 1 and out == b"" and len(lines) == 1 and lines[0].startswith(want), lines
     assert {rid: r.state for rid, r in env.lab.cluster.replicas.items()} == before
     assert not any(n.engine.find_container("dtr-phase2") for n in env.lab.nodes.values() if n.engine)
+
+
+def test_backup_needs_admin_scheduling_and_a_reachable_node(env):
+    """Its reader is an admin's container on a node running MSR: MKE's scheduler decides (msr2.md §1.10)."""
+    rids = env.seed(3)
+    config.set_admin_scheduling(env.lab, False)
+    code, out, err = backup(env, rids[1])
+    assert code == 1 and out == b""
+    assert fatal_lines(err) == ['Error response from daemon: {"message":"could not find any nodes on which the '
+                                'container could be created"}']
+    config.set_admin_scheduling(env.lab, True)
+    env.lab.config["heartbeat_seconds"] = 60          # MKE still lists the node as ready
+    env.lab.nodes["worker2"].engine_down = True       # MKE cannot reach the engine; RethinkDB still answers
+    code, out, err = backup(env, rids[1])
+    assert code == 1 and out == b""
+    assert fatal_lines(err) == ["Error response from daemon: the Docker engine of node worker2 (127.0.0.1:12376) is "
+                                "unreachable: dial tcp 127.0.0.1:12376: i/o timeout"]
+    env.lab.nodes["worker2"].engine_down = False
+    code, out, err = backup(env, rids[1])
+    assert code == 0 and out, err
