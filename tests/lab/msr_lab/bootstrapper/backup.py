@@ -2,20 +2,17 @@
 replica that loads such a tar from stdin.
 
 backup reads the database of `--existing-replica-id`, which must be healthy on the majority side; the reader
-runs in a container on that replica's node (`_reader_on`, the one place backup schedules a container).
+runs in a container on that replica's node (run.helper_container, the one place backup schedules a container).
 restore installs like `install` (same node picking, phase2 and objects) on an MKE cluster without MSR, with
 the bootstrapper version the backup was made with.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 from msr_lab.bootstrapper import archive
 from msr_lab.bootstrapper import flags as F
-from msr_lab.bootstrapper.join import _busy_nodes, _network_test, _objects, _phase2, _pick_node, _replica_id
-from msr_lab.bootstrapper.mke_client import MkeError
-from msr_lab.bootstrapper.run import PRODUCT, Run, Stopped
-from msr_lab.engine.process import Killed
+from msr_lab.bootstrapper.join import _objects, _phase2, _replica_id, connectivity_test, first_replica_node
+from msr_lab.bootstrapper.run import PRODUCT, Run
 
 READER = "dtr-backup"
 READ_ERROR = ('gorethink: Cannot perform read: primary replica for shard ["", +inf) not available in: '
@@ -25,51 +22,16 @@ CHUNK = 64 * 1024
 
 # ---------------------------------------------------------------- backup
 
-def _schedule_reader(run: Run, node_name: str) -> str:
-    """Run the backup's reader container on `node_name` (the existing replica's node) through MKE, whose
-    scheduler decides (msr2.md §1.10: backup needs admin scheduling on nodes running MSR); its id."""
-    try:
-        run.mke.remove_container(f"{node_name}/{READER}")      # left by a killed run
-        return run.mke.run_container(node_name, READER, run.image, ["phase2"], {"com.docker.dtr.backup": "true"})
-    except MkeError as e:
-        run.fatal(str(e))
-
-
-def _remove_reader(run: Run, node_name: str, container: str) -> None:
-    try:
-        run.mke.remove_container(container)
-    except MkeError as e:
-        run.debug(f"could not remove {READER} on {node_name}: {e}")
-
-
-@contextmanager
-def _reader_on(run: Run, node_name: str):
-    """The reader lives for the backup; a killed run leaves it behind, as dtr-phase2."""
-    container = _schedule_reader(run, node_name)
-    try:
-        yield
-    except (Killed, Stopped):
-        raise
-    except BaseException:
-        _remove_reader(run, node_name, container)
-        raise
-    _remove_reader(run, node_name, container)
-
-
 def _check_existing(run: Run, existing: str) -> None:
     members = run.members()
-    if existing not in members:
-        run.fatal(f"The replica {existing} given with --existing-replica-id is not part of this DTR cluster "
-                  f"(replicas: {', '.join(sorted(members)) or 'none'})")
+    run.require_member(existing, members)
     if not run.cluster.has_quorum():
         health = run.cluster.health()
         ok = sum(1 for v in health.values() if v == "OK")
         run.fatal(f"Failed to read the DTR database: {READ_ERROR} (the cluster has lost quorum: {ok} of "
                   f"{len(members)} replicas are healthy, a majority is {run.cluster.majority()}); use "
                   "emergency-repair first")
-    if not run.cluster.replica_ok(existing):
-        run.fatal(f"The replica {existing} given with --existing-replica-id is not healthy: "
-                  f"{run.cluster.health().get(existing, 'unknown')}. Choose a healthy replica")
+    run.require_healthy(existing)
     version = members[existing].version
     if version != run.version:    # restore needs the version of the backup, so the backup records it [I]
         run.fatal(f"This DTR cluster runs version {version}; back it up with the bootstrapper of the same "
@@ -84,7 +46,8 @@ def backup(run: Run) -> int:
     _check_existing(run, existing)
     rep = run.members()[existing]
     run.phase("backup")
-    with _reader_on(run, rep.node):
+    # the reader: the one place backup schedules a container, on the existing replica's node
+    with run.helper_container(rep.node, READER, {"com.docker.dtr.backup": "true"}):
         run.info("Establishing connection with Rethinkdb")
         try:
             data = run.cluster.read_metadata(existing)
@@ -142,15 +105,9 @@ def restore(run: Run) -> int:
         run.fatal(f"{PRODUCT} is already installed in this UCP cluster (replicas: {', '.join(sorted(live))}). "
                   "restore performs a fresh installation: destroy every replica first")
     rid = _replica_id(run, set())
-    run.info("Checking if the node is okay to install on")
-    target = _pick_node(run, nodes, _busy_nodes(run, mke_reps))
-    run.info(f"Verifying [{http_port} {https_port}] ports on {target}")
-    run.info("Creating network: dtr-ol")
-    _network_test(run, target)
+    target = first_replica_node(run, nodes, mke_reps, http_port, https_port)
     with _phase2(run, target):
-        run.phase("connectivity-test")
-        run.info("Starting UCP connectivity test")
-        run.info("UCP connectivity test passed")
+        connectivity_test(run)
         for ghost in sorted(members):   # destroyed replicas: their database went with them
             run.debug(f"Forgetting destroyed replica {ghost}")
             run.cluster.remove_member(ghost)

@@ -7,10 +7,8 @@ import secrets
 from contextlib import contextmanager
 
 from msr_lab.bootstrapper import flags as F
-from msr_lab.bootstrapper.mke_client import MkeError
 from msr_lab.bootstrapper.install_opts import install_spec
-from msr_lab.bootstrapper.run import PRODUCT, SERVICES, Run, Stopped
-from msr_lab.engine.process import Killed
+from msr_lab.bootstrapper.run import PRODUCT, SERVICES, Run
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 PHASE2 = "dtr-phase2"
@@ -82,29 +80,6 @@ def _network_test(run: Run, target: str) -> None:
     run.info("Overlay networking test passed.")
 
 
-def _start_phase2(run: Run, target: str) -> str:
-    """Run dtr-phase2 on the target through MKE (its scheduler decides); the container id."""
-    run.phase("phase2")
-    run.info(f"Creating network: {target}/dtr-br")
-    run.info("Connecting to network: dtr-ol")
-    run.info("Waiting for phase2 container to be known to the Docker daemon")
-    try:
-        run.mke.remove_container(f"{target}/{PHASE2}")   # left by a killed run; the real tool would clash [I]
-        # Same image, hidden `phase2` command: the program idles until the bootstrapper removes it.
-        return run.mke.run_container(target, PHASE2, run.image, ["phase2"], {"com.docker.dtr.phase2": "true"})
-    except MkeError as e:
-        run.fatal(str(e))
-
-
-def _stop_phase2(run: Run, target: str, container: str | None) -> None:
-    if container is None:
-        return
-    try:
-        run.mke.remove_container(container)
-    except MkeError as e:
-        run.debug(f"could not remove {PHASE2} on {target}: {e}")
-
-
 def _phase2_checks(run: Run, unhealthy: dict[str, str]) -> None:
     """What phase2 itself refuses, relayed as its own FATA line, then the bootstrapper's (msr2.md §1.10)."""
     if not unhealthy:
@@ -121,16 +96,32 @@ def _phase2_checks(run: Run, unhealthy: dict[str, str]) -> None:
 
 @contextmanager
 def _phase2(run: Run, target: str):
-    """dtr-phase2 runs on the target for the rest of the command; a killed run leaves it behind, as for real."""
-    container = _start_phase2(run, target)
-    try:
+    """dtr-phase2 runs on the target, through MKE (its scheduler decides), for the rest of the command."""
+    run.phase("phase2")
+    run.info(f"Creating network: {target}/dtr-br")
+    run.info("Connecting to network: dtr-ol")
+    run.info("Waiting for phase2 container to be known to the Docker daemon")
+    with run.helper_container(target, PHASE2, {"com.docker.dtr.phase2": "true"}):
         yield
-    except (Killed, Stopped):
-        raise
-    except BaseException:
-        _stop_phase2(run, target, container)
-        raise
-    _stop_phase2(run, target, container)
+
+
+def connectivity_test(run: Run) -> None:
+    run.phase("connectivity-test")
+    run.info("Starting UCP connectivity test")
+    run.info("UCP connectivity test passed")
+
+
+def first_replica_node(run: Run, nodes: dict, mke_reps: dict, http_port: int, https_port: int) -> str:
+    """Where `install` (or `restore`) puts a cluster's first replica, checked as they check it."""
+    run.info("Checking if the node is okay to install on")
+    busy = _busy_nodes(run, mke_reps)
+    free = sorted(h for h, n in nodes.items() if n["role"] == "worker" and n["state"] == "ready" and h not in busy)
+    target = _pick_node(run, nodes, busy)
+    run.info(f"Verifying [{http_port} {https_port}] ports on {target}")
+    run.info(f"The UCP cluster contains the following nodes without port conflicts: {', '.join(free)}")
+    run.info("Creating network: dtr-ol")
+    _network_test(run, target)
+    return target
 
 
 def _objects(run: Run, rid: str, target: str, http_port: int, https_port: int) -> None:
@@ -167,12 +158,8 @@ def join(run: Run) -> int:
             run.fatal("Missing required value for --existing-replica-id: pass the flag or set the "
                       f"${F.EXISTING.env(run.msr)} environment variable (no TTY to prompt on)")
         existing = typed or ids[0]
-    if existing not in members:
-        run.fatal(f"The replica {existing} given with --existing-replica-id is not part of this DTR cluster "
-                  f"(replicas: {', '.join(sorted(members))})")
-    if not run.cluster.replica_ok(existing):
-        run.fatal(f"The replica {existing} given with --existing-replica-id is not healthy: "
-                  f"{run.cluster.health().get(existing, 'unknown')}. Choose a healthy replica")
+    run.require_member(existing, members)
+    run.require_healthy(existing)
     running = {r.version for r in members.values() if r.state != "ghost"}
     if running and run.version not in running:
         run.fatal(f"This DTR cluster runs version {', '.join(sorted(running))}; join replicas with the "
@@ -184,9 +171,7 @@ def join(run: Run) -> int:
     _network_test(run, target)
     with _phase2(run, target):
         _phase2_checks(run, run.unhealthy())
-        run.phase("connectivity-test")
-        run.info("Starting UCP connectivity test")
-        run.info("UCP connectivity test passed")
+        connectivity_test(run)
         _objects(run, rid, target, http_port, https_port)
         run.phase("rethink")
         run.info("Establishing connection with Rethinkdb")
@@ -223,18 +208,9 @@ def install(run: Run) -> int:
         run.fatal(f"{PRODUCT} is already installed in this UCP cluster (replicas: "
                   f"{', '.join(sorted(set(members) | set(mke_reps)))}). Use 'join' to add replicas")
     rid = _replica_id(run, set())
-    run.info("Checking if the node is okay to install on")
-    busy = _busy_nodes(run, mke_reps)
-    free = sorted(h for h, n in nodes.items() if n["role"] == "worker" and n["state"] == "ready" and h not in busy)
-    target = _pick_node(run, nodes, busy)
-    run.info(f"Verifying [{http_port} {https_port}] ports on {target}")
-    run.info(f"The UCP cluster contains the following nodes without port conflicts: {', '.join(free)}")
-    run.info("Creating network: dtr-ol")
-    _network_test(run, target)
+    target = first_replica_node(run, nodes, mke_reps, http_port, https_port)
     with _phase2(run, target):
-        run.phase("connectivity-test")
-        run.info("Starting UCP connectivity test")
-        run.info("UCP connectivity test passed")
+        connectivity_test(run)
         run.info("Creating initial CA certificates")
         run.cluster.create(**spec.cluster_args())    # a fresh cluster: its own storage, dtrHost and MSR CA
         _objects(run, rid, target, http_port, https_port)

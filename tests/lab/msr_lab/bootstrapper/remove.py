@@ -37,15 +37,6 @@ def _ask_existing(run: Run, members: dict) -> str:
     return typed or ok[0]
 
 
-def _check_existing(run: Run, existing: str, members: dict) -> None:
-    if existing not in members:
-        run.fatal(f"The replica {existing} given with --existing-replica-id is not part of this DTR cluster "
-                  f"(replicas: {', '.join(sorted(members))})")
-    if not run.cluster.replica_ok(existing):
-        run.fatal(f"The replica {existing} given with --existing-replica-id is not healthy: "
-                  f"{run.cluster.health().get(existing, 'unknown')}. Choose a healthy replica")
-
-
 def remove(run: Run) -> int:
     run.begin("replica remove")
     raw = run.opts.get("replica-ids")
@@ -67,7 +58,8 @@ def remove(run: Run) -> int:
     if existing in ids:
         run.fatal(f"The replica {existing} given with --existing-replica-id is also listed for removal; "
                   "connect to a replica that stays in the cluster")
-    _check_existing(run, existing, members)
+    run.require_member(existing, members)
+    run.require_healthy(existing)
     remaining = [r for r in members if r not in ids]
     others_bad = {r: why for r, why in run.unhealthy().items() if r in remaining}
     healthy_left = [r for r in remaining if run.cluster.replica_ok(r)]
@@ -181,9 +173,7 @@ def emergency_repair(run: Run) -> int:
             run.fatal("Missing required value for --existing-replica-id: pass the flag or set the "
                       f"${F.EXISTING.env(run.msr)} environment variable" + (" (no TTY to prompt on)" if typed is None else ""))
         keep = typed
-    if keep not in members:
-        run.fatal(f"The replica {keep} given with --existing-replica-id is not part of this DTR cluster "
-                  f"(replicas: {', '.join(sorted(members))})")
+    run.require_member(keep, members)
     rep = members[keep]
     lab_node = run.lab.node(rep.node)
     if rep.state != "running" or lab_node is None or not lab_node.reachable:

@@ -5,10 +5,12 @@ Shared by the command implementations in join.py and remove.py.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from msr_lab.bootstrapper import flags as F
 from msr_lab.bootstrapper import logfmt
 from msr_lab.bootstrapper.mke_client import MkeClient, MkeError
+from msr_lab.engine.process import Killed
 
 PRODUCT = "Docker Trusted Registry"          # the documented log lines keep the DTR-era wording [I]
 SERVICES = ("rethinkdb", "registry", "garant", "api", "notary-server", "nginx", "jobrunner",
@@ -132,6 +134,31 @@ class Run:
         self.mke = client
         return client
 
+    @contextmanager
+    def helper_container(self, node: str, name: str, labels: dict):
+        """A container of the bootstrapper's image (its hidden idle `phase2` command) on `node`, run through
+        MKE's scheduler for the rest of the command, like dtr-phase2: removed when the command ends or
+        fails, left behind when the run is killed (as for real); a stale one is replaced."""
+        try:
+            self.mke.remove_container(f"{node}/{name}")
+            container = self.mke.run_container(node, name, self.image, ["phase2"], labels)
+        except MkeError as e:
+            self.fatal(str(e))
+        try:
+            yield container
+        except (Killed, Stopped):
+            raise
+        except BaseException:
+            self._remove_helper(node, name, container)
+            raise
+        self._remove_helper(node, name, container)
+
+    def _remove_helper(self, node: str, name: str, container: str) -> None:
+        try:
+            self.mke.remove_container(container)
+        except MkeError as e:
+            self.debug(f"could not remove {name} on {node}: {e}")
+
     def mke_nodes(self) -> dict[str, dict]:
         try:
             return self.mke.nodes()
@@ -166,6 +193,18 @@ class Run:
             if time.monotonic() > end:
                 self.fatal(f"Timed out after {limit:.0f}s waiting for DTR replica {rid} to start")
             self.sleep(0.05)
+
+    def require_member(self, rid: str, members: dict) -> None:
+        """The --existing-replica-id must name a member of the cluster."""
+        if rid not in members:
+            self.fatal(f"The replica {rid} given with --existing-replica-id is not part of this DTR cluster "
+                       f"(replicas: {', '.join(sorted(members)) or 'none'})")
+
+    def require_healthy(self, rid: str) -> None:
+        """... and a healthy one: the command works through its database (msr2.md §1.2, §1.3)."""
+        if not self.cluster.replica_ok(rid):
+            self.fatal(f"The replica {rid} given with --existing-replica-id is not healthy: "
+                       f"{self.cluster.health().get(rid, 'unknown')}. Choose a healthy replica")
 
     def replication_lines(self, count: int, seconds: float) -> None:
         """The RethinkDB reconfiguration log of join/remove, spread over `seconds`."""
