@@ -18,7 +18,7 @@ from msr_lab.common.httpbase import Request, Response, json_response, text_respo
 from msr_lab.engine.api import bool_value, parse_filters
 from msr_lab.mke import config, proxy
 from msr_lab.mke.auth import issue_token, request_authorized
-from msr_lab.mke.scheduler import PlacementError, engine_reachable
+from msr_lab.mke.scheduler import PlacementError
 
 MKE_VERSION = "3.7.5"
 ENGINE_VERSION = "23.0.9"
@@ -155,10 +155,6 @@ class MkeApp:
 
     # ---------------------------------------------------------------- nodes
 
-    @staticmethod
-    def reachable(node) -> bool:
-        return node.reachable
-
     def tick(self, now: float) -> None:
         """Heartbeats: every node MKE can reach now checks in."""
         with self.lab.lock:
@@ -178,7 +174,7 @@ class MkeApp:
 
     def _leader(self):
         managers = [n for n in self.lab.mke_nodes() if n.role == "manager"]
-        return next((n for n in managers if self.reachable(n)), managers[0] if managers else None)
+        return next((n for n in managers if n.reachable), managers[0] if managers else None)
 
     def node_json(self, node) -> dict:
         up = self.shown_ready(node)
@@ -222,7 +218,7 @@ class MkeApp:
             leader = self._leader()
             counts = [0, 0, 0]
             for n in nodes:
-                if n.engine is None or not engine_reachable(n):
+                if n.engine is None or not n.reachable:
                     continue
                 for c in n.engine.containers.values():
                     counts[0] += 1
@@ -253,7 +249,7 @@ class MkeApp:
         out = []
         with self.lab.lock:
             for node in self.lab.mke_nodes():
-                if node.engine is None or not engine_reachable(node):
+                if node.engine is None or not node.reachable:
                     continue  # MKE cannot reach that engine
                 for c in node.engine.list_containers(show_all, filters):
                     item = dict(node.engine.summary(c))

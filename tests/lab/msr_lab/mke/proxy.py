@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from msr_lab.engine.common import EngineError
-from msr_lab.mke.scheduler import ENGINE_PORT, PlacementError, engine_reachable, place, reach
+from msr_lab.mke.scheduler import ENGINE_PORT, PlacementError, place, reach
 
 _CONSTRAINT = re.compile(r"^constraint:node==(.+)$")
 
@@ -55,7 +55,7 @@ def find_container(lab, ref: str):
                 raise EngineError(404, f"No such container: {ref}")
             return node, c
         found = [(n, n.engine.find_container(name)) for n in lab.mke_nodes()
-                 if n.engine is not None and engine_reachable(n)]
+                 if n.engine is not None and n.reachable]
         found = [(n, c) for n, c in found if c is not None]
         if len(found) != 1:
             raise EngineError(404 if not found else 409, f"No such container: {ref}" if not found else
@@ -85,7 +85,7 @@ def list_volumes(lab) -> dict:
     items = []
     with lab.lock:
         for node in lab.mke_nodes():
-            if node.engine is None or not engine_reachable(node):
+            if node.engine is None or not node.reachable:
                 continue
             for v in node.engine.volumes.values():
                 doc = dict(v.inspect())

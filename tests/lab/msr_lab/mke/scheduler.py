@@ -25,10 +25,6 @@ class PlacementError(Exception):
         self.raw = raw
 
 
-def engine_reachable(node) -> bool:
-    return node.reachable
-
-
 def unreachable_message(node) -> str:
     return (f"the Docker engine of node {node.name} ({node.addr}:{ENGINE_PORT}) is unreachable: "
             f"dial tcp {node.addr}:{ENGINE_PORT}: i/o timeout")
@@ -39,7 +35,7 @@ def reach(lab, name: str):
     node = lab.node(name)
     if node is None or not node.in_mke:
         raise PlacementError(404, f"Unable to find a node that satisfies the following conditions [node=={name}]")
-    if not engine_reachable(node):
+    if not node.reachable:
         raise PlacementError(500, unreachable_message(node))
     return node
 
