@@ -122,6 +122,17 @@ def lab_engine():
 
 
 @pytest.fixture
+def client(lab_engine):
+    """A docker SDK client of ``lab_engine``."""
+    import docker
+    c = docker.DockerClient(base_url=lab_engine.url, version="auto", timeout=20)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
 def docker_cli(lab_engine, tmp_path):
     """``docker_cli('ps', '-a', input=..., env={...}, timeout=...)`` -> CompletedProcess (text)."""
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),

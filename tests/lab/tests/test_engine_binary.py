@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 
-import docker
 import pytest
 from conftest import TEST_IMAGE
 from docker.errors import APIError
@@ -23,15 +22,6 @@ NOT_READABLE = "configured logging driver does not support reading"
 
 def docker_bytes(cli, *args, data: bytes | None = None, timeout=30) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], input=data, capture_output=True, env=cli.env, timeout=timeout)
-
-
-@pytest.fixture
-def client(lab_engine):
-    c = docker.DockerClient(base_url=lab_engine.url, version="auto", timeout=20)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_cli_passes_arbitrary_bytes_both_ways_with_log_driver_none(docker_cli, lab_engine):

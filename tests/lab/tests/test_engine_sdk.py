@@ -16,15 +16,6 @@ from docker.errors import APIError, ContainerError, ImageNotFound, NotFound
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def client(lab_engine):
-    c = docker.DockerClient(base_url=lab_engine.url, version="auto", timeout=20)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def test_ping_version_info(client):
     assert client.ping() is True
     assert client.api.api_version == "1.50"

@@ -1,7 +1,7 @@
 """Request/response types shared by the lab's plain HTTP applications (MKE, MSR replicas).
 
 An application is any object with ``async def __call__(self, req: Request) -> Response``.
-The engine API needs more (hijacking, streams) and is served by its own handler in engine.py.
+The engine API needs more (hijacking, streams) and is served by its own handler in engine/server.py.
 """
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
 
 
 class EngineBase:
-    """The server's state and replies; the route families (engine_containers.py, engine_misc.py) build on it."""
+    """The server's state and replies; the route families (routes_containers.py, routes_misc.py) build on it."""
 
     def __init__(self, state: EngineState):
         self.state = state

@@ -1,9 +1,9 @@
 """The Docker Engine API of one lab node, served on a unix socket over an EngineState.
 
 Wire behaviour follows shared/reference/engine-api.md (docker CLI 28.2.2, docker SDK 7.2.0); the section
-numbers in comments point there. The routes are split by family: engine_containers.py (containers, logs,
-attach, wait), engine_misc.py (system, images, volumes, networks, plugins); engine_http.py holds what they
-share (versions, headers, query parsing). This module dispatches and re-exports those shared names.
+numbers in comments point there. The routes are split by family: routes_containers.py (containers, logs,
+attach, wait), routes_misc.py (system, images, volumes, networks, plugins); api.py holds what they share
+(versions, headers, query parsing). This module dispatches.
 """
 from __future__ import annotations
 
@@ -14,26 +14,10 @@ from urllib.parse import unquote
 
 from msr_lab.common.httpbase import Request, Response
 from msr_lab.common.httpserver import Exchange, serve_handler
-from msr_lab.engine.api import (
-    API_VERSION,
-    ENGINE_VERSION,
-    GIT_COMMIT,
-    GO_VERSION,
-    KERNEL,
-    MIN_API_VERSION,
-    SERVER,
-    bool_value,
-    parse_filters,
-)
 from msr_lab.engine.common import EngineError
-from msr_lab.engine.routes_containers import ContainerRoutes, frame
+from msr_lab.engine.routes_containers import ContainerRoutes
 from msr_lab.engine.routes_misc import MiscRoutes
 from msr_lab.engine.state import EngineState
-
-__all__ = [  # what other modules may import from here
-    "API_VERSION", "ENGINE_VERSION", "GIT_COMMIT", "GO_VERSION", "KERNEL", "MIN_API_VERSION", "SERVER",
-    "EngineServer", "bool_value", "frame", "parse_filters", "serve_engine",
-]
 
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
 

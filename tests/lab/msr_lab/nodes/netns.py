@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from msr_lab.nodes import initfiles as nodeinit
+from msr_lab.nodes import initfiles
 from msr_lab.nodes.teardown import DEFAULT_BRIDGE, DEFAULT_PREFIX, _children, _run
 
 DEFAULT_HOST_CIDR = '10.77.0.1/24'
@@ -60,17 +60,17 @@ def _bridge_prefixlen(bridge):
 
 def _prepare_node(state_dir, name, addr, bridge, authorized_key, hosts, prefix):
     nd = node_dir(state_dir, name)
-    for d in nodeinit.OVERLAID:
+    for d in initfiles.OVERLAID:
         (nd / 'upper' / d).mkdir(parents=True, exist_ok=True)
         (nd / 'work' / d).mkdir(parents=True, exist_ok=True)
     seed = nd / 'run' / 'lab-seed'
     seed.mkdir(parents=True, exist_ok=True)
-    (seed / 'hosts').write_text(nodeinit.hosts_file(hosts))
+    (seed / 'hosts').write_text(initfiles.hosts_file(hosts))
     (seed / 'authorized_keys').write_text(authorized_key.strip() + '\n')
-    (seed / 'sshd_config').write_text(nodeinit.sshd_config(addr))
-    (seed / 'bashrc').write_text(nodeinit.BASHRC)
-    (seed / 'init').write_text(nodeinit.INIT)
-    (nd / 'init.sh').write_text(nodeinit.INIT_SH)
+    (seed / 'sshd_config').write_text(initfiles.sshd_config(addr))
+    (seed / 'bashrc').write_text(initfiles.BASHRC)
+    (seed / 'init').write_text(initfiles.INIT)
+    (nd / 'init.sh').write_text(initfiles.INIT_SH)
 
     ns, veth = netns_name(name, prefix), veth_name(name, prefix)
     # Serialised: the first concurrent `ip netns add`s would each bind-mount /run/netns.

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from msr_lab.nodes import initfiles as nodeinit
+from msr_lab.nodes import initfiles
 
 DEFAULT_PREFIX = 'msrlab'
 DEFAULT_BRIDGE = 'msrlab0'
@@ -58,7 +58,7 @@ def _lab_pids(state_dir, namespaces):
     for entry in os.scandir('/proc'):
         if entry.name.isdigit():
             argv = _cmdline(entry.name)
-            if nodeinit.NODE_MARKER.encode() in argv and any(a.startswith(nodes_prefix) for a in argv):
+            if initfiles.NODE_MARKER.encode() in argv and any(a.startswith(nodes_prefix) for a in argv):
                 pids.add(int(entry.name))
     pids.discard(os.getpid())
     return pids
