@@ -14,6 +14,8 @@ options:
   mke_url:
     description:
       - URL of MKE (a manager or the MKE load balancer), for example V(https://mke.example.com).
+      - Must be an C(https://) URL; C(http://) is refused, because the admin password would cross the
+        network in clear.
       - Also passed to the bootstrapper as C(--ucp-url).
     type: str
     required: true
@@ -36,9 +38,8 @@ options:
     type: str
   mke_insecure_tls:
     description:
-      - Do not verify the MKE certificate (and, unless O(msr_ca) or O(msr_insecure_tls) is given, the MSR
-        replica certificates).
-      - The module warns when this is true. Prefer O(mke_ca).
+      - Do not verify the MKE certificate. The module warns when this is true. Prefer O(mke_ca).
+      - This applies to MKE only; MSR replicas are trusted through O(msr_ca) or O(msr_insecure_tls).
     type: bool
     default: false
   msr_url:
@@ -46,22 +47,25 @@ options:
       - An MSR address (for example the MSR load balancer) to read C(cluster_status) and the storage
         settings from before trying each replica's own address.
       - Replica addresses are otherwise the MKE node address (C(Status.Addr)) and the replica's HTTPS port.
+      - Must be an C(https://) URL: admin calls carry the MKE admin password and never go over plain HTTP.
     type: str
   msr_ca:
     description:
       - PEM text of MSR's own CA, which signed the MSR replica certificates. MSR generates it at install
         (or uses the CA given to C(install --dtr-ca)); every replica serves it at C(https://<replica>/ca).
-      - The MKE CA does not verify MSR replicas. One of O(msr_ca) or O(msr_insecure_tls=true) is required,
-        unless O(mke_insecure_tls=true).
+      - The MKE CA does not verify MSR replicas, and the MKE trust settings are never used for them. One
+        of O(msr_ca) or O(msr_insecure_tls=true) is required.
     type: str
   msr_insecure_tls:
     description:
-      - Do not verify MSR replica certificates (the module warns). Defaults to O(mke_insecure_tls) when
-        O(msr_ca) is not given.
+      - Do not verify MSR replica certificates. The module warns when this is true. Prefer O(msr_ca).
+      - It is not implied by O(mke_insecure_tls).
     type: bool
+    default: false
   api_timeout:
     description:
-      - Seconds to wait for each MKE or MSR API request.
+      - Seconds to wait for each MKE or MSR API request. While the module waits for the cluster (for
+        example O(ignore:wait_timeout) of a module that has it), each request is also cut to the time left.
     type: int
     default: 30
   api_retries:

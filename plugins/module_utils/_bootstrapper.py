@@ -4,8 +4,9 @@
 
 """Runs the mirantis/dtr bootstrapper through the docker SDK. PRIVATE to this collection.
 
-Secrets travel only in the container environment (UCP_PASSWORD, UCP_CA), never in argv, so they do not
-show up in ``docker inspect`` Cmd, process lists on the engine host, or the returned audit command.
+Secrets travel only in the container environment (UCP_PASSWORD, UCP_CA, the install TLS key), never in
+argv, so they do not show up in ``docker inspect`` Cmd, process lists on the engine host, or the returned
+audit command. How the engine is reached (and why never over plain TCP) is in _engine.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,30 +18,34 @@ import os
 import re
 import traceback
 
+from ansible_collections.msr.replicas.plugins.module_utils._bootlog import LogParser
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._engine import (
+    CONNECTION_ERRORS,
+    DEFAULT_DOCKER_HOST,
+    connect,
+)
 
 try:
-    import docker
-    from docker.errors import DockerException, ImageNotFound, NotFound
+    from docker.errors import APIError, ImageNotFound, NotFound
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
-    class DockerException(Exception):
+    class APIError(Exception):
         pass
 
-    class ImageNotFound(DockerException):
+    class NotFound(APIError):
         pass
 
-    class NotFound(DockerException):
+    class ImageNotFound(NotFound):
         pass
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-
-# Only documented flags (msr2.md 1.2-1.4). value: takes an argument; bool: a switch.
-# The third field is the first MSR version that has the flag (None: every supported version).
+# Only documented flags (msr2.md 1.2-1.4, 1.11). value: takes an argument; bool: a switch; env: a value
+# that goes by environment only (PEM text and private keys: see ENV_NAMES).
+# The second field is the first MSR version that has the flag (None: every supported version).
 _UCP = {
     "--ucp-url": ("value", None),
     "--ucp-username": ("value", None),
@@ -57,6 +62,10 @@ FLAGS = {
         "--replica-rethinkdb-cache-mb": ("value", None),
         "--overlay-subnet": ("value", None),
         "--nfs-storage-url": ("value", None),
+        "--dtr-storage-volume": ("value", None),
+        "--dtr-ca": ("env", None),
+        "--dtr-cert": ("env", None),
+        "--dtr-key": ("env", None),
     }),
     "join": dict(_UCP, **{
         "--ucp-node": ("value", None),
@@ -79,17 +88,21 @@ FLAGS = {
         "--replica-id": ("value", None),
         "--nocolor": ("bool", (2, 9)),
     }),
+    "backup": dict(_UCP, **{
+        "--existing-replica-id": ("value", None),
+        "--nocolor": ("bool", (2, 9)),
+    }),
+}
+
+# Environment variables of the flags that go by environment: (up to 2.8, from 2.9); msr2.md 1.5 and
+# the lab's bootstrapper (tests/lab/msr_lab/bootstrapper/flags.py).
+ENV_NAMES = {
+    "--dtr-ca": ("DTR_CA", "MSR_CA"),
+    "--dtr-cert": ("DTR_CERT", "MSR_CERT"),
+    "--dtr-key": ("DTR_KEY", "MSR_KEY"),
 }
 
 REPLICA_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_TEXT_LINE = re.compile(r"^(INFO|WARN|WARNING|ERRO|ERROR|FATA|FATAL|DEBU|DEBUG|PANI|PANIC|TRAC|TRACE)\[[^\]]*\]\s?(.*)$")
-_KV_LEVEL = re.compile(r'(?:^|\s)level=("?)(\w+)\1')
-_KV_MSG = re.compile(r'(?:^|\s)msg=(?:"((?:[^"\\]|\\.)*)"|(\S+))')
-_REPLICA_SET = re.compile(r"Replica ID is set to:\s*([0-9a-fA-F]{12})")
-_LEVELS = {"INFO": "info", "WARN": "warning", "WARNING": "warning", "ERRO": "error", "ERROR": "error",
-           "FATA": "fatal", "FATAL": "fatal", "DEBU": "debug", "DEBUG": "debug", "PANI": "panic",
-           "PANIC": "panic", "TRAC": "trace", "TRACE": "trace"}
 
 
 def parse_version(version):
@@ -121,6 +134,8 @@ def build_argv(command, flags, version):
         kind, since = table[flag]
         if since and have is not None and have < since:
             raise MsrError("%s needs MSR %d.%d or later (version %s)" % (flag, since[0], since[1], version))
+        if kind == "env":
+            raise MsrError("%s goes to the bootstrapper by environment only, never on its command line" % flag)
         if kind == "bool":
             argv.append(flag)
         else:
@@ -144,104 +159,45 @@ def environment(password, ca_pem=None):
     return env
 
 
+def flag_environment(command, flags, version):
+    """{env var: value} for the by-environment flags of ``command`` (e.g. install's --dtr-key).
+
+    2.9+ reads MSR_*, older versions DTR_*; for a version that is not a number (e.g. "latest") both are
+    set, since the bootstrapper ignores the name it does not know.
+    """
+    table = FLAGS.get(command)
+    if table is None:
+        raise MsrError("unsupported bootstrapper command %r" % command)
+    have = parse_version(version)
+    env = {}
+    for flag, value in flags.items():
+        if value is None or value == "":
+            continue
+        if table.get(flag, (None,))[0] != "env":
+            raise MsrError("%s is not a flag of the bootstrapper's %s command that goes by environment"
+                           % (flag, command))
+        old, new = ENV_NAMES[flag]
+        names = [old, new] if have is None else [new if have >= (2, 9) else old]
+        for name in names:
+            env[name] = value
+    return env
+
+
 def image_ref(image, version):
     return "%s:%s" % (image, version) if version else image
 
 
-def redacted_cmd(image, version, argv, env, docker_host=DEFAULT_DOCKER_HOST):
+def redacted_cmd(image, version, argv, env, docker_host=DEFAULT_DOCKER_HOST, no_log=False):
     """The equivalent docker CLI command for the audit log: env names only, never their values."""
     cmd = ["docker"]
     if docker_host and docker_host != DEFAULT_DOCKER_HOST:
         cmd += ["-H", docker_host]
     cmd += ["run", "--rm"]
+    if no_log:
+        cmd += ["--log-driver", "none"]
     for name in sorted(env):
         cmd += ["-e", name]
     return cmd + [image_ref(image, version)] + list(argv)
-
-
-def parse_line(line):
-    """(level, message) of one logrus line (text or key=value form); None for anything else."""
-    line = _ANSI.sub("", line).strip()
-    if not line:
-        return None
-    m = _TEXT_LINE.match(line)
-    if m:
-        return _LEVELS[m.group(1)], m.group(2).strip()
-    lvl = _KV_LEVEL.search(line)
-    if lvl:
-        msg = _KV_MSG.search(line)
-        text = ""
-        if msg:
-            text = msg.group(1) if msg.group(1) is not None else msg.group(2)
-            text = text.replace('\\"', '"').replace("\\\\", "\\")
-        return _LEVELS.get(lvl.group(2).upper(), lvl.group(2).lower()), text
-    return None
-
-
-class LogParser:
-    """Collects phases (INFO messages), warnings, fatal errors and the assigned replica ID."""
-
-    def __init__(self, secrets=()):
-        self.lines = []
-        self.phases = []
-        self.warnings = []
-        self.errors = []
-        self.fatal = []
-        self.replica_id = None
-        self._buf = ""
-        self._secrets = [s for s in secrets if s]
-
-    def feed(self, data):
-        if isinstance(data, bytes):
-            data = data.decode("utf-8", "replace")
-        self._buf += data.replace("\r\n", "\n").replace("\r", "\n")
-        while "\n" in self._buf:
-            line, self._buf = self._buf.split("\n", 1)
-            self._line(line)
-
-    def close(self):
-        if self._buf:
-            self._line(self._buf)
-            self._buf = ""
-
-    def _line(self, line):
-        for secret in self._secrets:
-            line = line.replace(secret, "********")
-        line = line.rstrip()
-        if not line.strip():
-            return
-        self.lines.append(_ANSI.sub("", line))
-        parsed = parse_line(line)
-        text = parsed[1] if parsed else line.strip()
-        m = _REPLICA_SET.search(text)
-        if m:
-            self.replica_id = m.group(1).lower()
-        if not parsed:
-            return
-        level, msg = parsed
-        if level == "info":
-            self.phases.append(msg)
-        elif level == "warning":
-            self.warnings.append(msg)
-        elif level == "error":
-            self.errors.append(msg)
-        elif level in ("fatal", "panic"):
-            self.fatal.append(msg)
-
-    def failure_message(self):
-        if self.fatal:
-            return "; ".join(_unique(self.fatal))
-        if self.errors:
-            return "; ".join(_unique(self.errors))
-        return None
-
-
-def _unique(items):
-    seen = []
-    for i in items:
-        if i not in seen:
-            seen.append(i)
-    return seen
 
 
 class RunResult:
@@ -264,52 +220,42 @@ class RunResult:
         return None
 
 
-def _ssh_target(docker_host):
-    rest = docker_host[len("ssh://"):]
-    user, hostport = rest.rpartition("@")[::2]
-    host, port = hostport.partition(":")[::2]
-    return user or None, host, port or "22"
+# -- running ----------------------------------------------------------------------------------------
 
+class BootstrapperError(MsrError):
+    """A bootstrapper run that failed before it could report a result.
 
-def explain_connect_error(docker_host, exc):
-    """A message that tells the user what to do, for errors raised while connecting to the engine."""
-    text = str(exc)
-    if docker_host.startswith("ssh://"):
-        user, host, port = _ssh_target(docker_host)
-        key = host if port == "22" else "[%s]:%s" % (host, port)
-        if "not found in known_hosts" in text:
-            return ("the SSH host key of %s is not trusted: it is not in ~/.ssh/known_hosts of the user running "
-                    "the module (unknown host keys are rejected). Verify the key and add it, for example with "
-                    "'ssh-keyscan -p %s %s >> ~/.ssh/known_hosts' after checking its fingerprint, or by connecting "
-                    "once with ssh. (%s)" % (key, port, host, text))
-        if "Authentication failed" in text or "No authentication methods" in text:
-            return ("SSH authentication to %s@%s failed: %s. The docker SDK (paramiko) uses the IdentityFile of "
-                    "~/.ssh/config, the ssh-agent and ~/.ssh/id_rsa, id_ecdsa or id_ed25519 (no passphrases)."
-                    % (user or "<default user>", host, text))
-        return "cannot reach the Docker engine over SSH at %s: %s" % (docker_host, text)
-    return "cannot reach the Docker engine at %s: %s" % (docker_host, text)
+    ``started`` is False when the bootstrapper certainly did not run, True when it may have (it may
+    have changed the cluster, and may still be running if the engine connection broke), so the caller
+    knows whether to look for a partial join to clean up.
+    """
+
+    def __init__(self, msg, started, log=None):
+        MsrError.__init__(self, msg)
+        self.started = started
+        self.log = list(log or [])
 
 
 class Bootstrapper:
-    """Runs one bootstrapper command at a time on the engine at ``docker_host``."""
+    """Runs one bootstrapper command at a time on the engine at ``docker_host``.
 
-    def __init__(self, docker_host=DEFAULT_DOCKER_HOST, timeout=1800, client=None):
+    ``tls`` (see tls_from_params) is required for a tcp:// engine.
+    """
+
+    def __init__(self, docker_host=DEFAULT_DOCKER_HOST, timeout=1800, client=None, tls=None):
         self.docker_host = docker_host or DEFAULT_DOCKER_HOST
         self.timeout = timeout
+        self.tls = tls
         self._client = client
         # Containers that could not be removed, so the module can report them instead of hiding them.
         self.unremoved = []
 
     def client(self):
         if self._client is None:
-            if not HAS_DOCKER:
-                raise MsrError("the docker SDK for Python is required")
             try:
-                # use_ssh_client=False: paramiko with ~/.ssh/config, known_hosts and RejectPolicy.
-                self._client = docker.DockerClient(base_url=self.docker_host, use_ssh_client=False,
-                                                   timeout=self.timeout, version="auto")
-            except Exception as exc:  # paramiko and DockerException both end here; the message decides
-                raise MsrError(explain_connect_error(self.docker_host, exc))
+                self._client = connect(self.docker_host, self.timeout, self.tls)
+            except MsrError as exc:
+                raise BootstrapperError(str(exc), started=False)
         return self._client
 
     def ensure_image(self, image, version):
@@ -320,46 +266,109 @@ class Bootstrapper:
             return False
         except ImageNotFound:
             pass
-        except DockerException as exc:
-            raise MsrError("cannot inspect image %s on %s: %s" % (ref, self.docker_host, exc))
+        except CONNECTION_ERRORS as exc:
+            raise self._not_started("cannot inspect image %s on %s: %s" % (ref, self.docker_host, exc))
         try:
             client.images.pull(image, tag=version or "latest")
-        except DockerException as exc:
-            raise MsrError("cannot pull %s on %s: %s" % (ref, self.docker_host, exc))
+        except CONNECTION_ERRORS as exc:
+            raise self._not_started("cannot pull %s on %s: %s" % (ref, self.docker_host, exc))
         return True
 
-    def run(self, image, version, argv, env, name=None, on_line=None):
-        """Run to completion; always removes the container. Returns a RunResult."""
+    def run(self, image, version, argv, env, name=None, stdout=None):
+        """Run to completion; always removes the container. Returns a RunResult; raises BootstrapperError.
+
+        With ``stdout`` (a binary file object) the container's stdout goes there and only stderr is
+        parsed as the log, with no engine log kept (``--log-driver none``): what ``backup`` needs
+        (msr2.md 1.11).
+        """
         client = self.client()
         ref = image_ref(image, version)
         name = name or "msr-replicas-%s-%s" % (argv[0], new_replica_id())
         parser = LogParser(secrets=list(env.values()))
-        cmd = redacted_cmd(image, version, argv, env, self.docker_host)
+        cmd = redacted_cmd(image, version, argv, env, self.docker_host, stdout is not None)
         self.ensure_image(image, version)
         container = None
         try:
+            container = self._create(client, ref, argv, env, name, stdout is not None)
+            attached = self._attach(client, container, name) if stdout is not None else None
             try:
-                container = client.containers.run(
-                    ref, command=list(argv), environment=dict(env), name=name, detach=True, tty=False,
-                    stdin_open=False, labels={"com.msr.replicas.command": argv[0]})
-            except DockerException as exc:
-                raise MsrError("cannot start the bootstrapper %s on %s: %s" % (ref, self.docker_host, exc))
+                container.start()
+            except APIError as exc:
+                raise self._not_started("cannot start the bootstrapper %s on %s: %s" % (ref, self.docker_host, exc))
+            except CONNECTION_ERRORS as exc:
+                raise self._may_have_started("lost the Docker engine at %s while starting the bootstrapper %s (%s)"
+                                             % (self.docker_host, name, exc), parser)
             try:
-                for chunk in container.logs(stream=True, follow=True):
-                    parser.feed(chunk)
-                parser.close()
+                self._stream(container, attached, parser, stdout)
                 status = container.wait()
-            except Exception as exc:
+            except CONNECTION_ERRORS as exc:
                 parser.close()
-                raise MsrError("lost the bootstrapper %s on %s while it ran (%s); last output: %s"
-                               % (name, self.docker_host, exc, " | ".join(parser.lines[-5:])))
+                raise self._may_have_started("lost the bootstrapper %s on %s while it ran (%s)"
+                                             % (name, self.docker_host, exc), parser)
             rc = status.get("StatusCode") if isinstance(status, dict) else status
             return RunResult(rc, parser, cmd, name)
         finally:
             if container is not None:
-                try:
-                    container.remove(force=True)
-                except NotFound:
-                    pass
-                except DockerException as exc:
-                    self.unremoved.append("%s (%s)" % (name, exc))
+                self._remove(container, name)
+
+    @staticmethod
+    def _not_started(msg):
+        return BootstrapperError(msg + "; the bootstrapper did not start", started=False)
+
+    @staticmethod
+    def _may_have_started(msg, parser):
+        last = " | ".join(parser.lines[-5:])
+        return BootstrapperError("%s; the bootstrapper may have started, changed the cluster and still be running"
+                                 "%s" % (msg, "; last output: " + last if last else ""), started=True, log=parser.lines)
+
+    def _create(self, client, ref, argv, env, name, no_log):
+        kwargs = dict(command=list(argv), environment=dict(env), name=name, detach=True, tty=False,
+                      stdin_open=False, labels={"com.msr.replicas.command": argv[0]})
+        if no_log:
+            kwargs["log_config"] = {"type": "none", "config": {}}
+        try:
+            return client.containers.create(ref, **kwargs)
+        except APIError as exc:
+            raise self._not_started("cannot start the bootstrapper %s on %s: %s" % (ref, self.docker_host, exc))
+        except CONNECTION_ERRORS as exc:
+            # The engine may have created it before the link broke: remove it by name.
+            self._remove_by_name(client, name)
+            raise self._not_started("lost the Docker engine at %s while creating the bootstrapper container %s (%s)"
+                                    % (self.docker_host, name, exc))
+
+    def _attach(self, client, container, name):
+        # Attached before start, like `docker run`, so no output is lost; stdout and stderr kept apart.
+        try:
+            return client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        except CONNECTION_ERRORS as exc:
+            raise self._not_started("cannot attach to the bootstrapper container %s on %s: %s"
+                                    % (name, self.docker_host, exc))
+
+    @staticmethod
+    def _stream(container, attached, parser, stdout):
+        if attached is None:
+            for chunk in container.logs(stream=True, follow=True):
+                parser.feed(chunk)
+        else:
+            for out, err in attached:
+                if out:
+                    stdout.write(out)
+                if err:
+                    parser.feed(err)
+        parser.close()
+
+    def _remove(self, container, name):
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+        except CONNECTION_ERRORS as exc:
+            self.unremoved.append("%s (%s)" % (name, exc))
+
+    def _remove_by_name(self, client, name):
+        try:
+            client.containers.get(name).remove(force=True)
+        except NotFound:
+            pass
+        except CONNECTION_ERRORS as exc:
+            self.unremoved.append("%s (may exist; %s)" % (name, exc))

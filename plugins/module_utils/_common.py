@@ -22,6 +22,18 @@ class MsrError(Exception):
     """An error whose message is meant for the user as it is."""
 
 
+class AuthError(MsrError):
+    """HTTP 401: the credentials (or a token made from them) were refused."""
+
+
+class DeadlineError(MsrError):
+    """The caller's overall deadline (HttpClient.deadline) passed; ``last`` is the error seen before it."""
+
+    def __init__(self, msg, last=None):
+        MsrError.__init__(self, msg)
+        self.last = last
+
+
 def connection_argument_spec():
     """The MKE/MSR access options shared by every module (documented in msr.replicas.connection)."""
     return dict(
@@ -32,15 +44,25 @@ def connection_argument_spec():
         mke_insecure_tls=dict(type="bool", default=False),
         msr_url=dict(type="str"),
         msr_ca=dict(type="str"),
-        msr_insecure_tls=dict(type="bool"),
+        msr_insecure_tls=dict(type="bool", default=False),
         api_timeout=dict(type="int", default=30),
         api_retries=dict(type="int", default=3),
     )
 
 
 def check_connection_params(module):
-    """Fail early on TLS settings that cannot work; warn about insecure ones."""
+    """Fail early on URLs and TLS settings that cannot work or would expose the password; warn about insecure ones."""
     p = module.params
+    if _scheme(p["mke_url"]) == "http":
+        module.fail_json(msg="mke_url must be an https:// URL, got '%s': over http:// the MKE admin password "
+                             "would cross the network in clear" % p["mke_url"])
+    if _scheme(p["mke_url"]) != "https":
+        module.fail_json(msg="mke_url must be an https:// URL (https://host[:port]), got '%s'" % p["mke_url"])
+    if p["msr_url"] and _scheme(p["msr_url"]) == "http":
+        module.fail_json(msg="msr_url must be an https:// URL, got '%s': MSR admin calls carry the MKE admin "
+                             "password and never go over plain HTTP" % p["msr_url"])
+    if p["msr_url"] and _scheme(p["msr_url"]) != "https":
+        module.fail_json(msg="msr_url must be an https:// URL (https://host[:port]), got '%s'" % p["msr_url"])
     if p["mke_ca"] and p["mke_insecure_tls"]:
         module.fail_json(msg="mke_ca and mke_insecure_tls are mutually exclusive: give the MKE CA or disable verification, not both")
     if not p["mke_ca"] and not p["mke_insecure_tls"]:
@@ -52,24 +74,24 @@ def check_connection_params(module):
         module.fail_json(msg="api_retries must be 1 or more")
     if p["api_timeout"] < 1:
         module.fail_json(msg="api_timeout must be 1 or more")
-    ca_pem, insecure = msr_tls(p)
     if p["msr_ca"] and p["msr_insecure_tls"]:
         module.fail_json(msg="msr_ca and msr_insecure_tls are mutually exclusive: give MSR's CA or disable verification, not both")
-    if not ca_pem and not insecure:
+    if not p["msr_ca"] and not p["msr_insecure_tls"]:
         module.fail_json(msg="one of msr_ca (MSR's own CA certificate, PEM text; every replica serves it at "
                              "https://<replica>/ca) or msr_insecure_tls=true is required: MSR replicas have "
                              "certificates of their own, which the MKE CA does not verify")
-    if insecure and not p["mke_insecure_tls"]:
-        module.warn("msr_insecure_tls is true: MSR replica certificates are NOT verified.")
+    if p["msr_insecure_tls"]:
+        module.warn("msr_insecure_tls is true: MSR replica certificates are NOT verified and the admin password "
+                    "sent to MSR can be intercepted. Pass MSR's CA in msr_ca instead.")
+
+
+def _scheme(url):
+    return (url or "").split("://", 1)[0].lower() if "://" in (url or "") else ""
 
 
 def msr_tls(params):
-    """(ca_pem, insecure) for MSR replicas: MSR's own CA, never MKE's (MSR generates its own at install).
-    Without msr_ca, mke_insecure_tls=true also means not verifying the replicas."""
-    insecure = params.get("msr_insecure_tls")
-    if insecure is None:
-        insecure = bool(params.get("mke_insecure_tls")) and not params.get("msr_ca")
-    return params.get("msr_ca"), bool(insecure)
+    """(ca_pem, insecure) for MSR replicas: MSR's own CA or the explicit msr_insecure_tls, never MKE's trust."""
+    return params.get("msr_ca"), bool(params.get("msr_insecure_tls"))
 
 
 def make_ssl_context(ca_pem, insecure):
@@ -98,17 +120,34 @@ class HttpClient:
 
     Retries only what can heal by itself (timeouts, refused/reset connections, 5xx) with exponential
     backoff; a 4xx or a TLS verification failure is final at once.
+
+    ``deadline`` (epoch seconds, or None) bounds a whole wait made of many requests: each request's
+    socket timeout is cut to the time left, no try starts once it has passed, and then the request
+    raises DeadlineError with the last error seen.
     """
 
     def __init__(self, base_url, ca_pem=None, insecure=False, timeout=30, retries=3, what="MKE",
-                 tls_hint=None, sleep=time.sleep):
+                 tls_hint=None, sleep=time.sleep, clock=time.time, deadline=None):
         self.base_url = base_url.rstrip("/")
-        self.context = make_ssl_context(ca_pem, insecure) if self.base_url.startswith("https://") else None
+        self.context = make_ssl_context(ca_pem, insecure) if self.base_url.lower().startswith("https://") else None
         self.timeout = timeout
         self.retries = max(1, retries)
         self.what = what
         self.tls_hint = tls_hint
         self.sleep = sleep
+        self.clock = clock
+        self.deadline = deadline
+
+    def _time_left(self, method, path, last, backoff=0):
+        """The socket timeout for the next try, after ``backoff`` seconds of sleep; DeadlineError when none is left."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - self.clock() - backoff
+        if left <= 0:
+            raise DeadlineError("%s at %s: the wait timed out before %s %s could %s%s"
+                                % (self.what, self.base_url, method, path, "be tried again" if last else "be sent",
+                                   "; last error: %s" % last if last else ""), last=last)
+        return min(self.timeout, left)
 
     def request(self, method, path, body=None, headers=None, auth=None, accept=(200,), tries=None,
                 user=None):
@@ -120,8 +159,7 @@ class HttpClient:
         if body is not None:
             data = json.dumps(body)
             hdrs["Content-Type"] = "application/json"
-        kwargs = dict(method=method, url=url, data=data, headers=hdrs, timeout=self.timeout,
-                      follow_redirects="safe", use_proxy=True)
+        kwargs = dict(method=method, url=url, data=data, headers=hdrs, follow_redirects="safe", use_proxy=True)
         if self.context is not None:
             kwargs["context"] = self.context
         if auth:
@@ -129,18 +167,20 @@ class HttpClient:
         tries = tries or self.retries
         last = None
         for attempt in range(tries):
-            if attempt:
-                self.sleep(2 ** (attempt - 1))
+            backoff = 2 ** (attempt - 1) if attempt else 0
+            timeout = self._time_left(method, path, last, backoff)
+            if backoff:
+                self.sleep(backoff)
             try:
-                resp = Request().open(**kwargs)
+                resp = Request().open(timeout=timeout, **kwargs)
                 return self._decode(resp.getcode(), resp.read())
             except HTTPError as exc:
                 text = to_text(exc.read() if exc.fp else b"", errors="replace")
                 if exc.code in accept:
                     return self._decode(exc.code, text)
                 if exc.code == 401:
-                    raise MsrError("%s rejected the credentials for user '%s' (HTTP 401)"
-                                   % (self.what, user or (auth[0] if auth else "?")))
+                    raise AuthError("%s rejected the credentials for user '%s' (HTTP 401)"
+                                    % (self.what, user or (auth[0] if auth else "?")))
                 if exc.code >= 500:
                     last = "answered %s %s with HTTP %d: %s" % (method, path, exc.code, _short(text))
                     continue
@@ -152,9 +192,12 @@ class HttpClient:
                                    % (self.base_url, to_native(getattr(reason, "verify_message", reason)),
                                       (" " + self.tls_hint) if self.tls_hint else ""))
                 if _is_timeout(exc):
-                    last = "did not answer %s %s within %d s" % (method, path, self.timeout)
+                    last = "did not answer %s %s within %s s" % (method, path, _seconds(timeout))
                 else:
                     last = "could not be reached for %s %s: %s" % (method, path, to_native(reason))
+        if self.deadline is not None and self.clock() >= self.deadline:
+            raise DeadlineError("%s at %s: the wait timed out during %s %s; last error: %s"
+                                % (self.what, self.base_url, method, path, last), last=last)
         raise MsrError("%s at %s %s (%d %s)" % (self.what, self.base_url, last, tries, "try" if tries == 1 else "tries"))
 
     @staticmethod
@@ -164,6 +207,10 @@ class HttpClient:
             return status, json.loads(text) if text.strip() else None, text
         except ValueError:
             return status, None, text
+
+
+def _seconds(value):
+    return "%d" % value if value == int(value) else "%.1f" % value
 
 
 def _short(text, limit=300):

@@ -2,17 +2,18 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""A small MKE API client (login, nodes, MSR containers). PRIVATE to this collection."""
+"""A small MKE API client (login, nodes, MSR containers, config-toml). PRIVATE to this collection."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import json
+import re
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.msr.replicas.plugins.module_utils._common import HttpClient, MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._common import AuthError, HttpClient, MsrError
 
 REPLICA_LABEL = "com.docker.dtr.replica"
 VERSION_LABEL = "com.docker.dtr.version"
@@ -38,11 +39,23 @@ class MkeClient:
         self._token = token
         return token
 
-    def _get(self, path):
-        if self._token is None:
+    def _get(self, path, accept_type="application/json"):
+        fresh = self._token is None
+        if fresh:
             self.login()
+        try:
+            return self._bearer_get(path, accept_type)
+        except AuthError:
+            if fresh:
+                raise
+        # MKE session tokens expire (auth.sessions.lifetime_minutes): log in once more, then a 401 is final.
+        self.login()
+        return self._bearer_get(path, accept_type)
+
+    def _bearer_get(self, path, accept_type):
         _status, data, raw = self.http.request(
-            "GET", path, headers={"Authorization": "Bearer %s" % self._token}, user=self.username)
+            "GET", path, headers={"Authorization": "Bearer %s" % self._token, "Accept": accept_type},
+            user=self.username)
         return data, raw
 
     def ping(self):
@@ -68,6 +81,26 @@ class MkeClient:
         if not isinstance(data, list):
             raise MsrError("MKE GET /containers/json did not return a JSON list")
         return data
+
+    def config_toml(self):
+        """MKE's configuration file (TOML text), as GET /api/ucp/config-toml serves it to an admin."""
+        _data, raw = self._get("/api/ucp/config-toml", accept_type="application/toml")
+        return raw
+
+    def scheduling(self):
+        """{"admin_scheduling", "user_scheduling": True/False/None, "error": None or why it is unknown}.
+
+        Never raises: the setting only explains a placement failure, so not reading it must not stop a caller.
+        """
+        try:
+            text = self.config_toml()
+        except MsrError as exc:
+            return {"admin_scheduling": None, "user_scheduling": None,
+                    "error": "cannot read MKE's config-toml: %s" % exc}
+        result = parse_scheduling(text)
+        result["error"] = None if result["admin_scheduling"] is not None else (
+            "MKE's config-toml has no boolean [scheduling_configuration] enable_admin_ucp_scheduling")
+        return result
 
     def replica_containers(self):
         return [c for c in (replica_container(item) for item in self.containers("dtr-rethinkdb-")) if c]
@@ -144,3 +177,99 @@ def nginx_ports(item):
         elif public and p.get("PrivatePort") == 80:
             ports["http"] = public
     return ports
+
+
+_SCHEDULING_KEYS = {"enable_admin_ucp_scheduling": "admin_scheduling", "enable_user_ucp_scheduling": "user_scheduling"}
+_TABLE = "scheduling_configuration"
+_KEY_VALUE = re.compile(r"""^("|'|)([A-Za-z0-9_.-]+)\1\s*=\s*(.*)$""")
+_HEADER = re.compile(r"""^\[\s*("|'|)([A-Za-z0-9_.-]+)\1\s*\]$""")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"' + r"|'[^']*'")
+
+
+def _code_lines(text):
+    """TOML text as lines of code: comments dropped, multi-line strings folded to an empty string on one line.
+
+    Enough lexing that a '#', '[' or '=' inside a string, or a line inside a multi-line string, is never
+    taken for structure.
+    """
+    lines, cur, i, n = [], [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            lines.append("".join(cur).strip())
+            cur = []
+            i += 1
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif text.startswith('"""', i) or text.startswith("'''", i):
+            quote = text[i:i + 3]
+            i += 3
+            while i < n and not text.startswith(quote, i):
+                i += 2 if quote == '"""' and text[i] == "\\" else 1
+            cur.append(quote[0] * 2)
+            i += 3
+        elif c in "\"'":
+            j = i + 1
+            while j < n and text[j] not in (c, "\n"):
+                j += 2 if c == '"' and text[j] == "\\" else 1
+            cur.append(text[i:j + 1])
+            i = j + 1
+        else:
+            cur.append(c)
+            i += 1
+    lines.append("".join(cur).strip())
+    return lines
+
+
+def _depth(code):
+    """How many arrays or inline tables ``code`` leaves open (a value may go on over several lines)."""
+    code = _STRINGS.sub("", code)
+    return code.count("[") + code.count("{") - code.count("]") - code.count("}")
+
+
+def _boolean(value):
+    value = value.strip()
+    return {"true": True, "false": False}.get(value)
+
+
+def parse_scheduling(text):
+    """{"admin_scheduling", "user_scheduling"} from config-toml text: True/False, or None when absent or not a boolean.
+
+    Only these two keys are read, so a small lexer is enough (tomllib is Python 3.11+, and the targets run
+    3.8+). The keys may sit in the [scheduling_configuration] table, be dotted at the top level or be in an
+    inline table; a key given twice with different values reads as None.
+    """
+    found = {}
+
+    def note(key, raw):
+        name = _SCHEDULING_KEYS.get(key)
+        if name:
+            value = _boolean(raw)
+            found[name] = value if found.get(name, value) == value else None
+
+    table = ""
+    depth = 0
+    for line in _code_lines(text or ""):
+        if depth > 0:
+            depth += _depth(line)
+            continue
+        if line.startswith("["):
+            m = _HEADER.match(line)
+            table = m.group(2) if m and not line.startswith("[[") else "[other]"
+            continue
+        m = _KEY_VALUE.match(line)
+        if not m:
+            continue
+        key, value = m.group(2), m.group(3)
+        depth = max(0, _depth(value))
+        if table == _TABLE:
+            note(key, value)
+        elif table == "" and key.startswith(_TABLE + "."):
+            note(key[len(_TABLE) + 1:], value)
+        elif table == "" and key == _TABLE and value.startswith("{") and value.endswith("}"):
+            for pair in value[1:-1].split(","):
+                inner = _KEY_VALUE.match(pair.strip())
+                if inner:
+                    note(inner.group(2), inner.group(3))
+    return {"admin_scheduling": found.get("admin_scheduling"), "user_scheduling": found.get("user_scheduling")}

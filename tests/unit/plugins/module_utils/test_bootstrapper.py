@@ -4,12 +4,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+import socket
 
+import paramiko
 import pytest
-from docker.errors import APIError, ImageNotFound
+import requests
+import urllib3
+from docker.errors import APIError, ImageNotFound, NotFound
 
+from ansible_collections.msr.replicas.plugins.module_utils import _bootlog
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
+from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
 
 PASSWORD = "pa55-w0rd!"
@@ -81,6 +88,88 @@ def test_install_argv():
                     "--dtr-external-url", "https://msr.example.com"]
 
 
+def test_install_storage_and_url_flags():
+    argv = boot.build_argv("install", {"--ucp-node": "worker-1", "--nfs-storage-url": "nfs://10.0.0.9/msr",
+                                       "--dtr-storage-volume": "msr-images"}, "2.9.16")
+    assert argv == ["install", "--ucp-node", "worker-1", "--nfs-storage-url", "nfs://10.0.0.9/msr",
+                    "--dtr-storage-volume", "msr-images"]
+
+
+@pytest.mark.parametrize("flag", ["--dtr-ca", "--dtr-cert", "--dtr-key"])
+def test_install_tls_flags_never_on_argv(flag):
+    with pytest.raises(MsrError, match="%s goes to the bootstrapper by environment only" % flag):
+        boot.build_argv("install", {flag: "-----BEGIN X-----"}, "2.9.16")
+
+
+KEY = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMG\n-----END PRIVATE KEY-----\n"
+TLS = {"--dtr-ca": CA, "--dtr-cert": CA, "--dtr-key": KEY}
+
+
+@pytest.mark.parametrize("version,names", [
+    ("2.9.16", ["MSR_CA", "MSR_CERT", "MSR_KEY"]),
+    ("2.10.2", ["MSR_CA", "MSR_CERT", "MSR_KEY"]),
+    ("2.8.5", ["DTR_CA", "DTR_CERT", "DTR_KEY"]),
+    ("2.7.8", ["DTR_CA", "DTR_CERT", "DTR_KEY"]),
+    ("latest", ["DTR_CA", "DTR_CERT", "DTR_KEY", "MSR_CA", "MSR_CERT", "MSR_KEY"]),
+])
+def test_install_tls_by_environment(version, names):
+    env = boot.flag_environment("install", TLS, version)
+    assert sorted(env) == names
+    assert all(env[n] == (KEY if n.endswith("_KEY") else CA) for n in names)
+
+
+def test_flag_environment_refuses_argv_flags_and_other_commands():
+    with pytest.raises(MsrError, match="--ucp-node is not a flag of the bootstrapper's install command that goes by env"):
+        boot.flag_environment("install", {"--ucp-node": "w1"}, "2.9.16")
+    with pytest.raises(MsrError, match="--dtr-key is not a flag of the bootstrapper's join command that goes by env"):
+        boot.flag_environment("join", {"--dtr-key": KEY}, "2.9.16")
+    assert boot.flag_environment("install", {"--dtr-ca": None, "--dtr-key": ""}, "2.9.16") == {}
+
+
+def test_install_tls_redacted_cmd_names_only():
+    env = boot.environment(PASSWORD, CA)
+    env.update(boot.flag_environment("install", TLS, "2.9.16"))
+    argv = boot.build_argv("install", {"--ucp-node": "worker-1", "--dtr-external-url": "https://msr.example.com"},
+                           "2.9.16")
+    cmd = boot.redacted_cmd("mirantis/dtr", "2.9.16", argv, env)
+    assert cmd[:3] == ["docker", "run", "--rm"]
+    assert cmd[3:13] == ["-e", "MSR_CA", "-e", "MSR_CERT", "-e", "MSR_KEY", "-e", "UCP_CA", "-e", "UCP_PASSWORD"]
+    blob = json.dumps(cmd)
+    assert "PRIVATE KEY" not in blob and "MIGHAgEAMBMG" not in blob and PASSWORD not in blob
+
+
+def test_backup_flags():
+    argv = boot.build_argv("backup", {"--existing-replica-id": "f2277ad178f7", "--ucp-url": "https://mke",
+                                      "--ucp-username": "admin", "--ucp-insecure-tls": True, "--debug": True,
+                                      "--nocolor": True}, "2.9.16")
+    assert argv == ["backup", "--existing-replica-id", "f2277ad178f7", "--ucp-url", "https://mke",
+                    "--ucp-username", "admin", "--ucp-insecure-tls", "--debug", "--nocolor"]
+    with pytest.raises(MsrError, match=r"--nocolor needs MSR 2.9 or later \(version 2.8.5\)"):
+        boot.build_argv("backup", {"--nocolor": True}, "2.8.5")
+    with pytest.raises(MsrError, match="--replica-ids is not a documented flag of the bootstrapper's backup command"):
+        boot.build_argv("backup", {"--replica-ids": "f2277ad178f7"}, "2.9.16")
+
+
+def test_flag_table_agrees_with_the_lab_bootstrapper():
+    # The lab's bootstrapper follows msr2.md; ansible-test units has no lab installed, plain pytest has.
+    lab = pytest.importorskip("msr_lab.bootstrapper.flags")
+    for command, table in boot.FLAGS.items():
+        known = dict((f.name, f) for f in lab.COMMANDS[command].flags)
+        for flag, (kind, since) in table.items():
+            f = known[flag[2:]]
+            assert f.boolean == (kind == "bool"), flag
+            assert f.msr_only == (since == (2, 9)), flag
+
+
+@pytest.mark.parametrize("version,msr", [("2.9.16", True), ("2.8.5", False), ("latest", True), ("latest", False)])
+def test_lab_bootstrapper_reads_the_tls_environment(version, msr):
+    lab = pytest.importorskip("msr_lab.bootstrapper.flags")
+    env = dict(boot.environment(PASSWORD), **boot.flag_environment("install", TLS, version))
+    opts = lab.parse(lab.COMMANDS["install"], [], env, msr)
+    assert (opts.get("dtr-ca"), opts.get("dtr-cert"), opts.get("dtr-key")) == (CA, CA, KEY)
+    assert opts.get("ucp-password") == PASSWORD
+
+
 def test_secrets_only_in_env_and_redacted_cmd():
     env = boot.environment(PASSWORD, CA)
     assert env == {"UCP_PASSWORD": PASSWORD, "UCP_CA": CA}
@@ -110,7 +199,7 @@ def test_redacted_cmd_names_remote_engine():
     ("", None),
 ])
 def test_parse_line(line, expected):
-    assert boot.parse_line(line) == expected
+    assert _bootlog.parse_line(line) == expected
 
 
 def test_log_parser_phases_warnings_and_replica_id():
@@ -140,114 +229,281 @@ def test_log_parser_fatal_message_and_secret_masking():
     assert PASSWORD not in json.dumps(p.lines)
 
 
+def test_log_parser_masks_each_line_of_a_pem_secret():
+    key = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\nAwEHBG0wawIBAQQg0123456789abcdef\n-----END PRIVATE KEY-----\n"
+    p = boot.LogParser(secrets=[key])
+    p.feed("DEBU[0001] read --dtr-key: " + key.replace("\n", "\nDEBU[0001] ") + "\n")
+    p.close()
+    blob = "\n".join(p.lines)
+    assert "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49" not in blob and "AwEHBG0wawIBAQQg0123456789abcdef" not in blob
+    assert blob.count("********") == 2
+
+
 class FakeContainer:
-    def __init__(self, chunks, status=0, logs_error=None):
-        self.chunks = chunks
+    """A created bootstrapper container; each step can raise what the SDK raises when the link breaks."""
+
+    id = "c0ffee"
+
+    def __init__(self, chunks=(), status=0, logs_error=None, start_error=None, wait_error=None, remove_error=None):
+        self.chunks = list(chunks)
         self.status = status
         self.logs_error = logs_error
+        self.start_error = start_error
+        self.wait_error = wait_error
+        self.remove_error = remove_error
+        self.started = False
         self.removed = False
 
+    def start(self):
+        if self.start_error:
+            raise self.start_error
+        self.started = True
+
     def logs(self, stream, follow):
-        assert stream and follow
+        assert stream and follow and self.started
         yield from self.chunks
         if self.logs_error:
             raise self.logs_error
 
     def wait(self):
+        if self.wait_error:
+            raise self.wait_error
         return {"StatusCode": self.status}
 
     def remove(self, force):
         assert force
+        if self.remove_error:
+            raise self.remove_error
         self.removed = True
 
 
 class FakeClient:
-    def __init__(self, container, have_image=True, run_error=None):
+    """The docker SDK calls Bootstrapper makes; errors are the SDK's, requests', urllib3's and paramiko's own."""
+
+    def __init__(self, container, have_image=True, create_error=None, get_error=None, pull_error=None,
+                 attach_frames=None):
         self.container = container
         self.have_image = have_image
-        self.run_error = run_error
         self.pulled = []
-        self.run_kwargs = None
+        self.create_kwargs = None
+        self.looked_up = []
         outer = self
 
         class Images:
             def get(self, ref):
+                if get_error:
+                    raise get_error
                 if not outer.have_image:
                     raise ImageNotFound("No such image: " + ref)
 
             def pull(self, repo, tag):
+                if pull_error:
+                    raise pull_error
                 outer.pulled.append((repo, tag))
 
         class Containers:
-            def run(self, image, **kwargs):
-                if outer.run_error:
-                    raise outer.run_error
-                outer.run_kwargs = dict(kwargs, image=image)
+            def create(self, image, **kwargs):
+                outer.create_kwargs = dict(kwargs, image=image)
+                if create_error:
+                    raise create_error
                 return outer.container
+
+            def get(self, name):
+                outer.looked_up.append(name)
+                if outer.container is None:
+                    raise NotFound("No such container: " + name)
+                return outer.container
+
+        class Api:
+            def attach(self, cid, **kwargs):
+                assert cid == outer.container.id and not outer.container.started   # before start, like docker run
+                assert kwargs == {"stdout": True, "stderr": True, "stream": True, "logs": True, "demux": True}
+                return iter(attach_frames)
 
         self.images = Images()
         self.containers = Containers()
+        self.api = Api()
+
+
+def run(client, argv=("join",), env=None, **kw):
+    b = boot.Bootstrapper(client=client)
+    return b, b.run("mirantis/dtr", "2.9.16", list(argv), env or {"UCP_PASSWORD": "x"}, **kw)
 
 
 def test_run_success_pulls_streams_and_removes():
     container = FakeContainer([("\n".join(JOIN_LOG) + "\n").encode()])
     client = FakeClient(container, have_image=False)
-    b = boot.Bootstrapper(client=client)
     argv = boot.build_argv("join", join_flags(), "2.9.16")
     env = boot.environment(PASSWORD, CA)
-    r = b.run("mirantis/dtr", "2.9.16", argv, env, name="msr-replicas-join-0a1b2c3d4e5f")
+    _b, r = run(client, argv, env, name="msr-replicas-join-0a1b2c3d4e5f")
     assert r.ok and r.rc == 0 and r.parser.replica_id == "0a1b2c3d4e5f"
     assert client.pulled == [("mirantis/dtr", "2.9.16")]
-    kw = client.run_kwargs
+    kw = client.create_kwargs
     assert kw["image"] == "mirantis/dtr:2.9.16" and kw["detach"] is True and kw["tty"] is False
     assert kw["command"] == argv and kw["environment"] == env and kw["name"] == "msr-replicas-join-0a1b2c3d4e5f"
+    assert "log_config" not in kw
     assert PASSWORD not in json.dumps(kw["command"]) and PASSWORD not in json.dumps(r.cmd)
-    assert container.removed
+    assert container.started and container.removed
 
 
 def test_run_fatal_exit_code():
     container = FakeContainer([b"INFO[0000] Beginning\nFATA[0003] Unhealthy replicas: b9954c115ff1\n"], status=1)
-    r = boot.Bootstrapper(client=FakeClient(container)).run("mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"})
+    _b, r = run(FakeClient(container))
     assert not r.ok and r.rc == 1 and r.failure() == "Unhealthy replicas: b9954c115ff1"
     assert container.removed
 
 
 def test_run_nonzero_without_fatal():
-    r = boot.Bootstrapper(client=FakeClient(FakeContainer([b"INFO[0000] x\n"], status=3))).run(
-        "mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"})
+    _b, r = run(FakeClient(FakeContainer([b"INFO[0000] x\n"], status=3)))
     assert r.failure() == "the bootstrapper exited with status 3"
 
 
 def test_fatal_with_zero_exit_is_failure():
-    r = boot.Bootstrapper(client=FakeClient(FakeContainer([b"level=fatal msg=\"nope\"\n"]))).run(
-        "mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"})
+    _b, r = run(FakeClient(FakeContainer([b"level=fatal msg=\"nope\"\n"])))
     assert not r.ok and r.failure() == "nope"
 
 
-def test_container_removed_when_stream_breaks():
-    container = FakeContainer([b"INFO[0000] Beginning\n"], logs_error=IOError("read timed out"))
-    with pytest.raises(MsrError, match=r"lost the bootstrapper .*\(read timed out\).*Beginning"):
-        boot.Bootstrapper(client=FakeClient(container)).run("mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"})
+def test_stdout_goes_to_the_sink_and_stderr_is_the_log():
+    container = FakeContainer()
+    frames = [(b"tar-part-1", None), (None, b"INFO[0000] Backing up table dtr2.repositories\n"),
+              (b"tar-part-2", b"INFO[0001] Backup is complete\n")]
+    client = FakeClient(container, attach_frames=frames)
+    sink = io.BytesIO()
+    argv = boot.build_argv("backup", {"--existing-replica-id": "f2277ad178f7", "--nocolor": True}, "2.9.16")
+    _b, r = run(client, argv, stdout=sink)
+    assert sink.getvalue() == b"tar-part-1tar-part-2"
+    assert r.ok and r.parser.phases == ["Backing up table dtr2.repositories", "Backup is complete"]
+    assert client.create_kwargs["log_config"] == {"type": "none", "config": {}}
+    assert r.cmd[:5] == ["docker", "run", "--rm", "--log-driver", "none"]
     assert container.removed
 
 
-def test_start_error_is_clear():
-    client = FakeClient(None, run_error=APIError("could not find any nodes on which the container could be created"))
-    with pytest.raises(MsrError, match="cannot start the bootstrapper mirantis/dtr:2.9.16 on unix:///var/run/docker.sock"):
-        boot.Bootstrapper(client=client).run("mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"})
+# -- connection errors: each step, with the exception types the SDK really raises ------------------
+
+SSH_DROP = paramiko.SSHException("SSH session not active")
+RESET = ConnectionResetError(104, "Connection reset by peer")
+
+
+@pytest.mark.parametrize("error", [requests.exceptions.ConnectionError("Connection aborted."), SSH_DROP,
+                                   OSError("Error reading SSH protocol banner"), EOFError()])
+def test_connect_errors_are_msr_errors(monkeypatch, error):
+    def fake_client(**kwargs):
+        raise error
+    monkeypatch.setattr(engine.docker, "DockerClient", fake_client)
+    with pytest.raises(boot.BootstrapperError) as exc:
+        boot.Bootstrapper("ssh://root@m1").client()
+    assert str(exc.value).startswith("cannot reach the Docker engine over SSH at ssh://root@m1")
+    assert exc.value.started is False
+
+
+@pytest.mark.parametrize("kw,expected", [
+    (dict(get_error=requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")),
+     "cannot inspect image mirantis/dtr:2.9.16 on unix:///var/run/docker.sock: Read timed out. (read timeout=60); "
+     "the bootstrapper did not start"),
+    (dict(have_image=False, pull_error=APIError("500 Server Error: pull access denied")),
+     "cannot pull mirantis/dtr:2.9.16 on unix:///var/run/docker.sock: 500 Server Error: pull access denied; "
+     "the bootstrapper did not start"),
+    (dict(have_image=False, pull_error=SSH_DROP),
+     "cannot pull mirantis/dtr:2.9.16 on unix:///var/run/docker.sock: SSH session not active; the bootstrapper "
+     "did not start"),
+])
+def test_image_errors(kw, expected):
+    container = FakeContainer()
+    with pytest.raises(boot.BootstrapperError) as exc:
+        run(FakeClient(container, **kw))
+    assert str(exc.value) == expected and exc.value.started is False
+    assert not container.started
+
+
+def test_create_refused_by_the_engine():
+    client = FakeClient(None, create_error=APIError("could not find any nodes on which the container could be created"))
+    with pytest.raises(boot.BootstrapperError) as exc:
+        run(client)
+    assert str(exc.value) == ("cannot start the bootstrapper mirantis/dtr:2.9.16 on unix:///var/run/docker.sock: could "
+                              "not find any nodes on which the container could be created; the bootstrapper did not start")
+    assert exc.value.started is False and client.looked_up == []
+
+
+def test_link_lost_during_create_removes_by_name():
+    container = FakeContainer()
+    client = FakeClient(container, create_error=requests.exceptions.ConnectionError(RESET))
+    b = boot.Bootstrapper(client=client)
+    with pytest.raises(boot.BootstrapperError) as exc:
+        b.run("mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"}, name="msr-replicas-join-1")
+    assert exc.value.started is False
+    assert "while creating the bootstrapper container msr-replicas-join-1" in str(exc.value)
+    assert client.looked_up == ["msr-replicas-join-1"] and container.removed and b.unremoved == []
+
+
+def test_start_refused():
+    container = FakeContainer(start_error=APIError("driver failed programming external connectivity"))
+    with pytest.raises(boot.BootstrapperError) as exc:
+        run(FakeClient(container))
+    assert exc.value.started is False and str(exc.value).endswith("; the bootstrapper did not start")
+    assert container.removed
+
+
+def test_link_lost_during_start():
+    container = FakeContainer(start_error=EOFError())
+    with pytest.raises(boot.BootstrapperError) as exc:
+        run(FakeClient(container))
+    assert exc.value.started is True
+    assert "may have started, changed the cluster and still be running" in str(exc.value)
+    assert container.removed
+
+
+@pytest.mark.parametrize("error", [
+    urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(0 bytes read)"),
+    requests.exceptions.ChunkedEncodingError("Connection broken"), SSH_DROP, RESET, socket.timeout("timed out"),
+])
+def test_link_lost_while_streaming(error):
+    container = FakeContainer([b"INFO[0000] Beginning\n"], logs_error=error)
+    with pytest.raises(boot.BootstrapperError) as exc:
+        run(FakeClient(container), name="msr-replicas-join-2")
+    msg = str(exc.value)
+    assert msg.startswith("lost the bootstrapper msr-replicas-join-2 on unix:///var/run/docker.sock while it ran (")
+    assert msg.endswith("; the bootstrapper may have started, changed the cluster and still be running; "
+                        "last output: INFO[0000] Beginning")
+    assert exc.value.started is True and exc.value.log == ["INFO[0000] Beginning"]
+    assert container.removed
+
+
+def test_link_lost_while_waiting():
+    container = FakeContainer([b"INFO[0000] Beginning\n"], wait_error=requests.exceptions.ReadTimeout("read timed out"))
+    with pytest.raises(boot.BootstrapperError) as exc:
+        run(FakeClient(container))
+    assert exc.value.started is True and "(read timed out)" in str(exc.value)
+    assert container.removed
+
+
+@pytest.mark.parametrize("error", [requests.exceptions.ConnectionError(RESET), SSH_DROP, EOFError(), RESET])
+def test_remove_failure_is_reported_not_raised(error):
+    container = FakeContainer([b"INFO[0000] Join is complete\n"], remove_error=error)
+    b, r = run(FakeClient(container), name="msr-replicas-join-3")
+    assert r.ok
+    assert len(b.unremoved) == 1 and b.unremoved[0].startswith("msr-replicas-join-3 (")
+
+
+def test_remove_failure_keeps_the_run_error():
+    container = FakeContainer(logs_error=SSH_DROP, remove_error=SSH_DROP)
+    client = FakeClient(container)
+    b = boot.Bootstrapper(client=client)
+    with pytest.raises(boot.BootstrapperError, match="lost the bootstrapper"):
+        b.run("mirantis/dtr", "2.9.16", ["join"], {"UCP_PASSWORD": "x"}, name="n")
+    assert b.unremoved == ["n (SSH session not active)"]
 
 
 def test_unknown_host_key_message():
     import paramiko
-    msg = boot.explain_connect_error("ssh://root@10.0.0.5", paramiko.SSHException("Server '10.0.0.5' not found in known_hosts"))
+    msg = engine.explain_connect_error("ssh://root@10.0.0.5", paramiko.SSHException("Server '10.0.0.5' not found in known_hosts"))
     assert "SSH host key of 10.0.0.5 is not trusted" in msg
     assert "ssh-keyscan -p 22 10.0.0.5 >> ~/.ssh/known_hosts" in msg
-    msg = boot.explain_connect_error("ssh://root@10.0.0.5:2200", paramiko.SSHException("Server '[10.0.0.5]:2200' not found in known_hosts"))
+    msg = engine.explain_connect_error("ssh://root@10.0.0.5:2200", paramiko.SSHException("Server '[10.0.0.5]:2200' not found in known_hosts"))
     assert "[10.0.0.5]:2200" in msg and "ssh-keyscan -p 2200 10.0.0.5" in msg
 
 
 def test_auth_failure_message():
-    msg = boot.explain_connect_error("ssh://deploy@m1", Exception("Authentication failed."))
+    msg = engine.explain_connect_error("ssh://deploy@m1", Exception("Authentication failed."))
     assert msg.startswith("SSH authentication to deploy@m1 failed") and "IdentityFile" in msg
 
 
@@ -256,8 +512,9 @@ def test_ssh_client_uses_paramiko_with_reject_policy(monkeypatch):
 
     def fake_client(**kwargs):
         seen.update(kwargs)
-        raise Exception("Server '[127.0.0.1]:1' not found in known_hosts")
-    monkeypatch.setattr(boot.docker, "DockerClient", fake_client)
+        # paramiko's RejectPolicy raises exactly this
+        raise paramiko.SSHException("Server '[127.0.0.1]:1' not found in known_hosts")
+    monkeypatch.setattr(engine.docker, "DockerClient", fake_client)
     with pytest.raises(MsrError, match="not trusted"):
         boot.Bootstrapper("ssh://root@127.0.0.1:1").client()
     assert seen["use_ssh_client"] is False and seen["base_url"] == "ssh://root@127.0.0.1:1"

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -16,6 +17,7 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import HttpCl
 from ansible_collections.msr.replicas.plugins.module_utils._mke import (
     MkeClient,
     node_summary,
+    parse_scheduling,
     replica_container,
     split_name,
 )
@@ -179,3 +181,170 @@ def test_no_tempfile_for_ca(monkeypatch, pki):
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda *a, **k: pytest.fail("temp file created"))
     ctx = _common.make_ssl_context(pki["ca"], False)
     assert ctx.verify_mode == 2 and ctx.check_hostname
+
+
+# -- expired tokens: log in once more ------------------------------------------------------------
+
+class TokenMke:
+    """MKE's session tokens as the lab's token-expiry fault makes them: a token stops working, a new
+    login gives a fresh one; the password can also be changed under us."""
+
+    def __init__(self, api, fixture):
+        self.valid = set()
+        self.password = "s3cret"
+        self.issued = 0
+        self.nodes = fixture("mke_nodes.json")
+        # the FakeApi has recorded the request (body included) before it asks the handler
+        api.add("POST", "/auth/login", lambda handler: self.login(json.loads(api.requests[-1]["body"])["password"]))
+        api.add("GET", "/nodes", self.bearer(lambda: (200, self.nodes)))
+        api.add("GET", "/api/ucp/config-toml", self.bearer(lambda: (200, CONFIG_TOML.encode())))
+
+    def login(self, password):
+        if password != self.password:
+            return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]}
+        self.issued += 1
+        token = "token-%d" % self.issued
+        self.valid.add(token)
+        return 200, {"auth_token": token, "token_id": "x"}
+
+    def bearer(self, answer):
+        def handle(handler):
+            token = handler.headers.get("Authorization", "")[len("Bearer "):]
+            if token not in self.valid:
+                return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized: authentication required"}]}
+            return answer()
+        return handle
+
+    def expire_all(self):
+        self.valid.clear()
+
+
+@pytest.fixture
+def token_mke(https_api, fixture):
+    return TokenMke(https_api, fixture)
+
+
+def paths(api):
+    return [(r["method"], r["path"], r["headers"].get("Authorization")) for r in api.requests]
+
+
+def test_expired_token_logs_in_again_once(https_api, pki, token_mke):
+    c = client(https_api, pki)
+    assert len(c.nodes()) == 5
+    token_mke.expire_all()   # msr-lab fault token-expiry: the session token no longer works
+    assert len(c.nodes()) == 5
+    assert paths(https_api) == [("POST", "/auth/login", None), ("GET", "/nodes", "Bearer token-1"),
+                                ("GET", "/nodes", "Bearer token-1"), ("POST", "/auth/login", None),
+                                ("GET", "/nodes", "Bearer token-2")]
+
+
+def test_second_401_is_the_credentials_error(https_api, pki, token_mke):
+    c = client(https_api, pki)
+    c.nodes()
+    token_mke.expire_all()
+    token_mke.password = "changed"   # the new login is refused: a 401 on login itself
+    with pytest.raises(MsrError) as exc:
+        c.nodes()
+    assert str(exc.value) == "MKE rejected the credentials for user 'admin' (HTTP 401)"
+    assert [p[:2] for p in paths(https_api)][2:] == [("GET", "/nodes"), ("POST", "/auth/login")]
+
+
+def test_401_after_a_fresh_login_is_not_retried(https_api, pki, fixture):
+    https_api.add("POST", "/auth/login", (200, fixture("mke_login.json")))
+    https_api.add("GET", "/nodes", (401, {"message": "unauthorized"}))
+    with pytest.raises(MsrError, match=r"^MKE rejected the credentials for user 'admin' \(HTTP 401\)$"):
+        client(https_api, pki).nodes()
+    assert [r["path"] for r in https_api.requests] == ["/auth/login", "/nodes"]
+
+
+def test_401_twice_with_a_new_token(https_api, pki, fixture):
+    https_api.add("POST", "/auth/login", (200, fixture("mke_login.json")))
+    https_api.add("GET", "/nodes", (200, fixture("mke_nodes.json")), (401, {}), (401, {}))
+    c = client(https_api, pki)
+    c.nodes()
+    with pytest.raises(MsrError, match=r"^MKE rejected the credentials for user 'admin' \(HTTP 401\)$"):
+        c.nodes()
+    assert [r["path"] for r in https_api.requests] == ["/auth/login", "/nodes", "/nodes", "/auth/login", "/nodes"]
+
+
+# -- config-toml -------------------------------------------------------------------------------------
+
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "mke_config_toml.toml")) as _f:
+    CONFIG_TOML = _f.read()   # as the lab's MKE serves it (msr_lab.mke.config.render)
+
+
+def test_config_toml_and_scheduling(https_api, pki, token_mke):
+    c = client(https_api, pki)
+    assert c.config_toml() == CONFIG_TOML
+    req = https_api.requests[-1]
+    assert req["headers"]["Accept"] == "application/toml" and req["headers"]["Authorization"] == "Bearer token-1"
+    assert c.scheduling() == {"admin_scheduling": True, "user_scheduling": None, "error": None}
+    token_mke.expire_all()
+    assert c.scheduling()["admin_scheduling"] is True   # the token refresh covers it too
+
+
+def test_scheduling_unreadable_is_reported_not_raised(https_api, pki, fixture):
+    https_api.add("POST", "/auth/login", (200, fixture("mke_login.json")))
+    https_api.add("GET", "/api/ucp/config-toml", (403, {"message": "access denied"}))
+    assert client(https_api, pki).scheduling() == {
+        "admin_scheduling": None, "user_scheduling": None,
+        "error": 'cannot read MKE\'s config-toml: MKE answered GET /api/ucp/config-toml with HTTP 403: '
+                 '{"message": "access denied"}'}
+
+
+def test_scheduling_without_the_key(https_api, pki, fixture):
+    https_api.add("POST", "/auth/login", (200, fixture("mke_login.json")))
+    https_api.add("GET", "/api/ucp/config-toml", (200, b"[auth]\nbackend = \"managed\"\n"))
+    assert client(https_api, pki).scheduling() == {
+        "admin_scheduling": None, "user_scheduling": None,
+        "error": "MKE's config-toml has no boolean [scheduling_configuration] enable_admin_ucp_scheduling"}
+
+
+TOML_CASES = [
+    CONFIG_TOML,
+    CONFIG_TOML.replace("enable_admin_ucp_scheduling = true", "enable_admin_ucp_scheduling = false"),
+    "[scheduling_configuration]\nenable_admin_ucp_scheduling = true\nenable_user_ucp_scheduling = false\n",
+    "[scheduling_configuration]\r\n  enable_admin_ucp_scheduling=false # admins may not\r\n",
+    '[ "scheduling_configuration" ]\n"enable_admin_ucp_scheduling" = true\n',
+    "scheduling_configuration.enable_admin_ucp_scheduling = true\n[auth]\nbackend = 'managed'\n",
+    "scheduling_configuration = { enable_user_ucp_scheduling = true, enable_admin_ucp_scheduling = false }\n",
+    # look-alikes that are not the setting
+    '[auth]\nnote = """\n[scheduling_configuration]\nenable_admin_ucp_scheduling = true\n"""\n',
+    "[auth]\nnote = '''\n[scheduling_configuration]\nenable_admin_ucp_scheduling = true'''\n",
+    "# [scheduling_configuration]\n# enable_admin_ucp_scheduling = true\n",
+    "[scheduling_configuration.sub]\nenable_admin_ucp_scheduling = true\n",
+    "[[scheduling_configuration]]\nenable_admin_ucp_scheduling = true\n",
+    "[cluster_config]\nenable_admin_ucp_scheduling = true\n",
+    '[scheduling_configuration]\nenable_admin_ucp_scheduling = "true"\n',
+    "[scheduling_configuration]\nx.enable_admin_ucp_scheduling = true\n",
+    # an array over several lines, with a line that looks like a table header
+    '[scheduling_configuration]\ndns = [\n  ["a", "]"],\n  "[x]",\n]\nenable_admin_ucp_scheduling = true\n',
+    '[scheduling_configuration]\nlabel = "a # b [c] = d"\nenable_admin_ucp_scheduling = true\n',
+    "",
+]
+
+
+def _tomllib_scheduling(text):
+    import tomllib
+    doc = tomllib.loads(text)
+    table = doc.get("scheduling_configuration")
+    table = table if isinstance(table, dict) else {}
+
+    def boolean(key):
+        value = table.get(key)
+        return value if isinstance(value, bool) else None
+    return {"admin_scheduling": boolean("enable_admin_ucp_scheduling"),
+            "user_scheduling": boolean("enable_user_ucp_scheduling")}
+
+
+@pytest.mark.parametrize("text", TOML_CASES)
+def test_parse_scheduling_agrees_with_a_toml_parser(text):
+    assert parse_scheduling(text) == _tomllib_scheduling(text)
+
+
+def test_parse_scheduling_values():
+    assert parse_scheduling(CONFIG_TOML) == {"admin_scheduling": True, "user_scheduling": None}
+    assert parse_scheduling(TOML_CASES[2]) == {"admin_scheduling": True, "user_scheduling": False}
+    assert parse_scheduling(TOML_CASES[6]) == {"admin_scheduling": False, "user_scheduling": True}
+    assert parse_scheduling(TOML_CASES[7]) == {"admin_scheduling": None, "user_scheduling": None}
+    assert parse_scheduling(None) == {"admin_scheduling": None, "user_scheduling": None}

@@ -90,7 +90,8 @@ def test_not_json(https_api, pki):
 @pytest.mark.parametrize("params,expected", [
     ({"mke_ca": "MKE", "msr_ca": None, "msr_insecure_tls": None, "mke_insecure_tls": False}, (None, False)),
     ({"mke_ca": "MKE", "msr_ca": "MSR", "msr_insecure_tls": None, "mke_insecure_tls": False}, ("MSR", False)),
-    ({"mke_ca": None, "msr_ca": None, "msr_insecure_tls": None, "mke_insecure_tls": True}, (None, True)),
+    # mke_insecure_tls says nothing about MSR: no fallback (check_connection_params then asks for MSR trust)
+    ({"mke_ca": None, "msr_ca": None, "msr_insecure_tls": False, "mke_insecure_tls": True}, (None, False)),
     ({"mke_ca": None, "msr_ca": "MSR", "msr_insecure_tls": None, "mke_insecure_tls": True}, ("MSR", False)),
     ({"mke_ca": "MKE", "msr_ca": None, "msr_insecure_tls": True, "mke_insecure_tls": False}, (None, True)),
 ])
