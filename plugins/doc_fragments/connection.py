@@ -47,7 +47,8 @@ options:
       - An MSR address (for example the MSR load balancer) to read C(cluster_status) and the storage
         settings from before trying each replica's own address.
       - Replica addresses are otherwise the MKE node address (C(Status.Addr)) and the replica's HTTPS port.
-      - Must be an C(https://) URL: admin calls carry the MKE admin password and never go over plain HTTP.
+      - Must be an C(https://) URL, because admin calls carry the MKE admin password and never go over plain
+        HTTP.
     type: str
   msr_ca:
     description:

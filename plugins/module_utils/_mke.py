@@ -256,7 +256,7 @@ def parse_scheduling(text):
             continue
         if line.startswith("["):
             m = _HEADER.match(line)
-            table = m.group(2) if m and not line.startswith("[[") else "[other]"
+            table = m.group(2) if m else "[other]"   # [[array of tables]] does not match
             continue
         m = _KEY_VALUE.match(line)
         if not m:
