@@ -187,13 +187,13 @@ def image_ref(image, version):
     return "%s:%s" % (image, version) if version else image
 
 
-def redacted_cmd(image, version, argv, env, docker_host=DEFAULT_DOCKER_HOST, no_log=False):
+def redacted_cmd(image, version, argv, env, docker_host=DEFAULT_DOCKER_HOST, no_engine_log=False):
     """The equivalent docker CLI command for the audit log: env names only, never their values."""
     cmd = ["docker"]
     if docker_host and docker_host != DEFAULT_DOCKER_HOST:
         cmd += ["-H", docker_host]
     cmd += ["run", "--rm"]
-    if no_log:
+    if no_engine_log:
         cmd += ["--log-driver", "none"]
     for name in sorted(env):
         cmd += ["-e", name]
@@ -321,10 +321,10 @@ class Bootstrapper:
         return BootstrapperError("%s; the bootstrapper may have started, changed the cluster and still be running"
                                  "%s" % (msg, "; last output: " + last if last else ""), started=True, log=parser.lines)
 
-    def _create(self, client, ref, argv, env, name, no_log):
+    def _create(self, client, ref, argv, env, name, no_engine_log):
         kwargs = dict(command=list(argv), environment=dict(env), name=name, detach=True, tty=False,
                       stdin_open=False, labels={"com.msr.replicas.command": argv[0]})
-        if no_log:
+        if no_engine_log:
             kwargs["log_config"] = {"type": "none", "config": {}}
         try:
             return client.containers.create(ref, **kwargs)
