@@ -115,7 +115,8 @@ def test_refuses_join_when_a_replica_is_unhealthy(run, fakes):
     for check in (True, False):
         r = run(cluster, runner, check=check, node="worker-4")
         assert r["failed"] and r["msg"] == (
-            "refusing to join a replica while the cluster is unhealthy: %s (Replica reported health too long ago). "
+            "refusing to join a replica while the cluster is unhealthy: %s (health: Replica reported health too long "
+            "ago, /_ping: 200). "
             "Remove unhealthy or ghost replicas first, or set unsafe_join: true (risks split brain and data loss)" % B)
     assert runner.calls == []
 
@@ -155,7 +156,7 @@ def test_present_node_not_ready(run, fakes):
     cluster = three(fakes)
     cluster.node("worker-4")["state"] = "down"
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4")
-    assert r["msg"] == "MKE node worker-4 is down; a replica can only be added to a ready node"
+    assert r["msg"] == "MKE node worker-4 is down; an MSR replica goes only on a ready, active worker"
 
 
 def test_present_other_replica_id_on_node(run, fakes):
@@ -210,7 +211,7 @@ def test_tls_option_errors(run, fakes):
 
 @pytest.mark.parametrize("args,msg", [
     ({"state": "present"}, "state is present but all of the following are missing: node"),
-    ({"state": "absent"}, "state is absent but any of the following are missing: node, replica_id"),
+    ({"state": "absent"}, "state is absent but any of the following are missing: node, replica_id, replica_ids"),
     ({"node": "worker-1", "replica_id": "xyz"}, "replica_id must be 12 hexadecimal characters, got 'xyz'"),
     ({"node": "worker-1", "version": "latest"}, "version must look like 2.9.16, got 'latest'"),
 ])
@@ -292,8 +293,8 @@ def test_join_not_healthy_in_time(run, fakes, monkeypatch):
         return res
     runner.run = slow
     r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f", wait_timeout=0)
-    assert r["msg"] == ("replica 0a1b2c3d4e5f joined node worker-4 but did not become healthy (/_ping 200 and all-OK "
-                        "cluster_status) within 0 s")
+    assert r["msg"] == ("replica 0a1b2c3d4e5f joined node worker-4 but did not become healthy (/_ping 200 and an "
+                        "all-OK cluster) within 0 s: replica 0a1b2c3d4e5f is unhealthy: health: OK, /_ping: 503")
 
 
 # -- absent ------------------------------------------------------------------------------------------
@@ -341,8 +342,8 @@ def test_remove_refuses_to_break_quorum(run, fakes):
     cluster.replicas[B]["health"] = "down"
     # 2 of 3 healthy: removing healthy A leaves 1 healthy of 2, not a majority.
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-1", state="absent")
-    assert r["msg"].startswith("refusing to remove replica %s: 2 of 3 replicas are healthy" % A)
-    assert "emergency-repair" in r["msg"]
+    assert r["msg"] == ("refusing to remove replica %s: 2 of 3 replicas are healthy, and after the removal 1 healthy "
+                        "of 2 would not be a majority. Repair or remove the unhealthy replicas first." % A)
     # Removing the unhealthy one is what repairs the cluster.
     runner = fakes.FakeRunner(cluster)
     r = run(cluster, runner, node="worker-2", state="absent")
