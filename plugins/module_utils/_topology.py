@@ -160,6 +160,8 @@ def normalize_replica(item):
         state = _derived_state(rid, item, node)
     elif state not in STATES:
         raise ValueError("replica %s: state must be one of %s, got %r" % (rid, ", ".join(STATES), state))
+    elif node is None and state not in ("ghost", "unreachable"):
+        raise ValueError("replica %s: a %s replica has containers on a node, but node is not given" % (rid, state))
     return {"replica_id": rid, "node": node, "state": state, "healthy": state == "healthy",
             "ghost": state == "ghost", "member": state != "partial", "detail": item.get("detail")}
 

@@ -120,8 +120,8 @@ def test_remove_gate():
     assert q["refusals"][0].startswith("refusing to remove replica %s: 2 of 3 replicas are healthy" % A)
     # A partial join is destroyed, never removed.
     partial = cluster({A: ("w1", "healthy"), B: ("w2", "partial")})
-    assert topo.remove_gate(partial, [partial.find(B)], {}) == {"refusals": [], "warnings": [], "action": "destroy",
-                                                                 "existing": None}
+    gate = topo.remove_gate(partial, [partial.find(B)], {})
+    assert gate == {"refusals": [], "warnings": [], "action": "destroy", "existing": None}
 
 
 def test_plan_uses_node_states_and_issues_of_a_cluster_info_result():

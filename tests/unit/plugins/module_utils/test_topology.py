@@ -285,8 +285,7 @@ def test_scale_down_next_to_an_unhealthy_replica_is_refused():
     # 3 members, one unhealthy and kept: removing a healthy one would leave 1 healthy of 2, and the
     # bootstrapper wants every other replica healthy for a remove anyway.
     observed = [rep(A, "w1"), rep(B, "w2", healthy=False), rep(C, "w3")]
-    result = plan(["w1", "w2"], observed, {"remove_unhealthy": False, "allow_scale_down": True,
-                                                "allow_even": True})
+    result = plan(["w1", "w2"], observed, {"remove_unhealthy": False, "allow_scale_down": True, "allow_even": True})
     assert result["actions"] == [] and result["blocked_actions"] == []
     assert any(r.startswith("refusing to remove replica %s: 2 of 3 replicas are healthy" % C)
                for r in result["refusals"]), result["refusals"]
@@ -323,8 +322,7 @@ def test_lb_drift_fixes():
 
 def test_lb_scale_down_drains_first():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, "w4"), rep(E, "w5")]
-    result = plan(["w1", "w2", "w3"], observed, {"allow_scale_down": True},
-                       lb_pool=["w1", "w2", "w3", "w4", "w5"])
+    result = plan(["w1", "w2", "w3"], observed, {"allow_scale_down": True}, lb_pool=["w1", "w2", "w3", "w4", "w5"])
     assert kinds(result["actions"]) == [("lb_remove", "w4"), ("remove", "w4"), ("lb_remove", "w5"), ("remove", "w5")]
 
 
@@ -354,7 +352,8 @@ def scenarios(draw):
         if draw(st.integers(0, 9)) == 0:
             item["ghost"] = True
         if draw(st.integers(0, 9)) == 0:
-            item = {"replica_id": rid, "node": item["node"], "state": draw(st.sampled_from(topo.STATES))}
+            states = topo.STATES if item["node"] else ("ghost", "unreachable")
+            item = {"replica_id": rid, "node": item["node"], "state": draw(st.sampled_from(states))}
         observed.append(item)
     desired = draw(st.lists(st.sampled_from(NODES), unique=True, max_size=7))
     policy = {key: draw(st.booleans()) for key in
@@ -472,7 +471,7 @@ def test_plan_is_deterministic_and_order_independent(scenario):
     desired, observed, policy, lb_pool, eligible = scenario
     first = plan(desired, observed, policy, eligible=eligible, lb_pool=lb_pool)
     again = plan(list(reversed(desired)), list(reversed(observed)), policy, eligible=eligible,
-                      lb_pool=None if lb_pool is None else list(reversed(lb_pool)))
+                 lb_pool=None if lb_pool is None else list(reversed(lb_pool)))
     assert first == again
 
 

@@ -12,9 +12,18 @@ import types
 
 import pytest
 
+from ansible.module_utils.testing import patch_module_args
+
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import build_view, replica_url
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
+from ansible_collections.msr.replicas.plugins.modules import replica
+
+PASSWORD = "Sup3r-secret-pw"
+CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+MSR_CA = "-----BEGIN CERTIFICATE-----\nMIIBmsr\n-----END CERTIFICATE-----\n"
+BASE = {"mke_url": "https://mke.example.com", "mke_password": PASSWORD, "mke_ca": CA, "msr_ca": MSR_CA}
+A, B, C, D = "aaaaaaaaaaa1", "bbbbbbbbbbb2", "ccccccccccc3", "ddddddddddd4"
 
 
 class FakeCluster:
@@ -171,6 +180,15 @@ class FailingRunner(FakeRunner):
         raise MsrError("cannot reach the Docker engine at unix:///var/run/docker.sock: connection refused")
 
 
+def three(**kw):
+    return FakeCluster({A: "worker-1", B: "worker-2", C: "worker-3"}, **kw)
+
+
+def warnings(result):
+    # ansible-core 2.19 returns warnings as WarningSummary objects; older versions as strings.
+    return [w if isinstance(w, str) else w["event"]["msg"] for w in result.get("warnings", [])]
+
+
 def dumps(obj):
     return json.dumps(obj, sort_keys=True)
 
@@ -194,4 +212,21 @@ def fresh_warnings(monkeypatch):
 @pytest.fixture
 def fakes():
     return types.SimpleNamespace(FakeCluster=FakeCluster, FakeRunner=FakeRunner, FailingRunner=FailingRunner,
-                                 dumps=dumps)
+                                 dumps=dumps, three=three, warnings=warnings)
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    def _run(cluster, runner, check=False, has_docker=True, **args):
+        monkeypatch.setattr(replica, "clients_from_params", lambda p: (None, None))
+        monkeypatch.setattr(replica, "observe", lambda *a, **k: cluster.view())
+        monkeypatch.setattr(replica.boot, "Bootstrapper", lambda *a, **k: runner)
+        monkeypatch.setattr(replica.ReplicaManager, "POLL_INTERVAL", 0)
+        monkeypatch.setattr(replica.boot, "HAS_DOCKER", has_docker)
+        params = dict(BASE, **args)
+        params.update(_ansible_check_mode=check, _ansible_diff=True)
+        with patch_module_args(params):
+            with pytest.raises(SystemExit):
+                replica.main()
+        return json.loads(capsys.readouterr().out)
+    return _run

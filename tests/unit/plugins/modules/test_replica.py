@@ -7,46 +7,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.msr.replicas.plugins.modules import replica
-
-PASSWORD = "Sup3r-secret-pw"
-CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
-MSR_CA = "-----BEGIN CERTIFICATE-----\nMIIBmsr\n-----END CERTIFICATE-----\n"
-BASE = {"mke_url": "https://mke.example.com", "mke_password": PASSWORD, "mke_ca": CA, "msr_ca": MSR_CA}
-A, B, C, D = "aaaaaaaaaaa1", "bbbbbbbbbbb2", "ccccccccccc3", "ddddddddddd4"
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    def _run(cluster, runner, check=False, has_docker=True, **args):
-        monkeypatch.setattr(replica, "clients_from_params", lambda p: (None, None))
-        monkeypatch.setattr(replica, "observe", lambda *a, **k: cluster.view())
-        monkeypatch.setattr(replica.boot, "Bootstrapper", lambda *a, **k: runner)
-        monkeypatch.setattr(replica.ReplicaManager, "POLL_INTERVAL", 0)
-        monkeypatch.setattr(replica.boot, "HAS_DOCKER", has_docker)
-        params = dict(BASE, **args)
-        params.update(_ansible_check_mode=check, _ansible_diff=True)
-        with patch_module_args(params):
-            with pytest.raises(SystemExit):
-                replica.main()
-        return json.loads(capsys.readouterr().out)
-    return _run
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import A, B, C, CA, D, PASSWORD
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import warnings as fakes_warnings
 
 
 def three(fakes, **kw):
-    return fakes.FakeCluster({A: "worker-1", B: "worker-2", C: "worker-3"}, **kw)
+    return fakes.three(**kw)
 
 
 def flags_of(call):
-    """The bootstrapper flags of a recorded run, as the fake runner parsed them."""
     return call["flags"]
 
 
 def warnings(result):
-    # ansible-core 2.19 returns warnings as WarningSummary objects; older versions as strings.
-    return [w if isinstance(w, str) else w["event"]["msg"] for w in result.get("warnings", [])]
+    return fakes_warnings(result)
 
 
 # -- present ---------------------------------------------------------------------------------------

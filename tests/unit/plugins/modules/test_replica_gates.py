@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_replica import A, B, C, D, PASSWORD, flags_of, three, warnings  # noqa: F401 (the run fixture below)
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import A, B, C, D, PASSWORD, three, warnings
 
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
-from test_replica import run  # noqa: F401  pylint: disable=unused-import
 
 P = "0a1b2c3d4e5f"
+
+
+def flags_of(call):
+    return call["flags"]
 
 
 def both(run, cluster, runner, **args):
@@ -22,7 +25,7 @@ def both(run, cluster, runner, **args):
 
 
 def test_absent_without_cluster_status_is_refused_even_with_force(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.status_answers = False
     runner = fakes.FakeRunner(cluster)
     for force in (False, True):
@@ -33,7 +36,7 @@ def test_absent_without_cluster_status_is_refused_even_with_force(run, fakes):
 
 
 def test_partial_join_on_the_node_is_destroyed_then_joined(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.add(P, "worker-4", health="joining", ping=503, in_status=False)
     runner = fakes.FakeRunner(cluster)
     first = run(cluster, runner, check=True, node="worker-4")
@@ -50,7 +53,7 @@ def test_partial_join_on_the_node_is_destroyed_then_joined(run, fakes):
 
 
 def test_absent_partial_join_is_destroyed_never_removed(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.add(P, "worker-4", health="joining", ping=503, in_status=False)
     runner = fakes.FakeRunner(cluster)
     predicted, real = both(run, cluster, runner, node="worker-4", state="absent")
@@ -81,7 +84,7 @@ def test_remove_of_a_healthy_replica_next_to_an_unhealthy_one(run, fakes):
      "%s (containers on node worker-5 but not in cluster_status)" % P),
 ])
 def test_join_gate_sees_issues_down_nodes_and_partial_joins(run, fakes, setup, expected):
-    cluster = three(fakes)
+    cluster = three()
     setup(cluster)
     runner = fakes.FakeRunner(cluster)
     predicted, real = both(run, cluster, runner, node="worker-4")
@@ -118,7 +121,7 @@ def test_remove_waits_for_an_all_ok_cluster(run, fakes):
 
 
 def test_wait_reports_the_last_error(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster)
 
     def broken(c):
