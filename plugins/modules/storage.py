@@ -99,7 +99,7 @@ options:
     type: bool
   readonly:
     description:
-      - Read-only maintenance mode of the registry (C(storage.maintenance.readonly.enabled)): pulls work,
+      - Read-only maintenance mode of the registry (C(storage.maintenance.readonly.enabled)); pulls work,
         pushes are refused.
       - Omit it to keep the current setting. Not set means disabled.
     type: bool

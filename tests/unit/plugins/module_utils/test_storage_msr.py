@@ -8,6 +8,7 @@ were recorded from msr-lab, which follows msr2.md 2.5). The module tests reuse t
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -31,11 +32,11 @@ RECORDED_BAD_KEY = {"errors": [{"code": "INVALID_SETTINGS", "message": (
     "InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records. status code: 403, "
     "request id: B06715D8468933CF")}]}
 # Recorded: GET and PUT on the one running replica of three after `msr-lab fault quorum-loss` -> 500.
+NO_PRIMARY = ('gorethink: Cannot perform %s: primary replica for shard ["", +inf) not available in: '
+              'r.DB("dtr2").Table("properties")')
 RECORDED_NO_QUORUM = {
-    "GET": {"errors": [{"code": "UNKNOWN", "message": "gorethink: Cannot perform read: primary replica for shard "
-                                                     "[\"\", +inf) not available in: r.DB(\"dtr2\").Table(\"properties\")"}]},
-    "PUT": {"errors": [{"code": "UNKNOWN", "message": "gorethink: Cannot perform write: primary replica for shard "
-                                                     "[\"\", +inf) not available in: r.DB(\"dtr2\").Table(\"properties\")"}]},
+    "GET": {"errors": [{"code": "UNKNOWN", "message": NO_PRIMARY % "read"}]},
+    "PUT": {"errors": [{"code": "UNKNOWN", "message": NO_PRIMARY % "write"}]},
 }
 # Recorded: GET /api/v0/repositories after POST /api/v0/repositories/admin {"name": "app", ...}.
 RECORDED_REPOSITORIES = {"repositories": [{
@@ -127,8 +128,9 @@ def _handler(api):
     return Handler
 
 
-@pytest.fixture
-def msr_api(pki):
+@contextlib.contextmanager
+def serve(pki):
+    """A StorageMsr behind HTTPS on 127.0.0.1 with the test CA's certificate."""
     api = StorageMsr()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -140,9 +142,17 @@ def msr_api(pki):
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     api.url = "https://127.0.0.1:%d" % server.server_address[1]
-    yield api
-    server.shutdown()
-    server.server_close()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def msr_api(pki):
+    with serve(pki) as api:
+        yield api
 
 
 def client(api, pki, retries=1):

@@ -15,10 +15,10 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import build_view
 from ansible_collections.msr.replicas.plugins.modules import storage
-from ansible_collections.msr.replicas.tests.unit.plugins.module_utils.test_storage_msr import (  # noqa: F401
+from ansible_collections.msr.replicas.tests.unit.plugins.module_utils.test_storage_msr import (
     RECORDED_REPOSITORIES,
     RECORDED_S3,
-    msr_api,
+    serve,
 )
 
 MKE_PASSWORD = "pw"
@@ -46,7 +46,13 @@ def view_for(url, healthy=3):
 
 
 @pytest.fixture
-def run(msr_api, pki, monkeypatch, capsys):  # noqa: F811
+def msr_api(pki):
+    with serve(pki) as api:
+        yield api
+
+
+@pytest.fixture
+def run(msr_api, pki, monkeypatch, capsys):
     state = {"healthy": 3}
 
     def fake_observe(mke, msr_factory, msr_url=None):
@@ -71,10 +77,10 @@ def run(msr_api, pki, monkeypatch, capsys):  # noqa: F811
 
 
 def test_equal_settings_change_nothing_twice(run, msr_api):
-    for _ in range(2):
+    for attempt in range(2):
         r = run(driver="s3", options={"bucket": "msr-lab", "region": "us-east-1", "secure": "true"},
                 delete_enabled=False, readonly=False)
-        assert r.get("failed") is not True, r
+        assert r.get("failed") is not True, (attempt, r)
         assert r["changed"] is False and r["changes"] == []
         assert r["storage"] == RECORDED_S3["storage"] and r["driver"] == "s3"
         assert r["diff"]["before"] == r["diff"]["after"] == RECORDED_S3["storage"]
@@ -209,5 +215,5 @@ def test_filesystem_root_is_forced_with_a_warning(run, msr_api):
     r = run(driver="filesystem", options={"rootdirectory": "/data"})
     assert r["changed"] is True and r["storage"] == {"filesystem": {"rootdirectory": "/storage"}}
     assert warnings(r) == ["MSR keeps filesystem storage in /storage (where its volume is mounted): rootdirectory "
-                             "/data is ignored"]
+                           "/data is ignored"]
     assert run(driver="filesystem", options={"rootdirectory": "/data"})["changed"] is False
