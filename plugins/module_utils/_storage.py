@@ -242,6 +242,15 @@ def replica_for_storage(view):
     return view["observer"]
 
 
+def shared_storage_warning(plan_result, view):
+    """Filesystem storage is local to each replica unless its volume is shared (NFS, msr2.md 2.5)."""
+    size = (view.get("quorum") or {}).get("size") or 0
+    if plan_result["changed"] and plan_result["driver"] == "filesystem" and size > 1:
+        return ["the filesystem storage driver with %d replicas: images pushed to one replica are not visible on "
+                "the others unless their volume is shared (NFS)" % size]
+    return []
+
+
 def database_hint(text):
     """Why an MSR 5xx on a settings call happened, when its text says so (RethinkDB without a primary)."""
     if "Cannot perform write" in text or "Cannot perform read" in text:

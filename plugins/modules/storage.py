@@ -69,8 +69,8 @@ options:
       - For V(filesystem), MSR always stores images in C(/storage) (where its volume is mounted); another
         C(rootdirectory) is ignored with a warning.
       - Secrets (C(secretkey), C(accountkey), C(password), C(credentials), C(accesskeysecret), any name
-        containing C(secret), C(password), C(token) or C(credential)) are refused here; give them in
-        O(secret_options).
+        containing C(secret), C(password), C(token) or C(credential)) are refused here, because this option
+        is not C(no_log); give them in O(secret_options).
     type: dict
   secret_options:
     description:
@@ -257,12 +257,13 @@ class StorageRun:
 
     def run(self):
         mke, msr_factory = clients_from_params(self.p)
-        url = _storage.replica_for_storage(observe(mke, msr_factory, msr_url=self.p["msr_url"]))
+        view = observe(mke, msr_factory, msr_url=self.p["msr_url"])
+        url = _storage.replica_for_storage(view)
         client = msr_factory(url)
         current = self.call(client.storage_settings)
         self.hide(current)
         plan = self.plan(current)
-        for text in plan["warnings"]:
+        for text in plan["warnings"] + _storage.shared_storage_warning(plan, view):
             self.module.warn(text)
         if plan["switch_from"]:
             self.repositories = self.call(client.repositories)
@@ -322,8 +323,8 @@ def refuse_secrets_in_options(module):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_connection_params(module)
     refuse_secrets_in_options(module)
+    check_connection_params(module)
     run = StorageRun(module)
     try:
         result = run.run()

@@ -127,6 +127,16 @@ def test_secrets_read_from_msr_are_masked_even_when_not_given(run, msr_api):
     assert AZURE_KEY not in r["_raw"]
 
 
+def test_secrets_read_from_msr_stay_out_of_error_messages(run, msr_api, monkeypatch):
+    msr_api.storage = {"azure": {"accountname": "msrlab", "accountkey": AZURE_KEY, "container": "msr-lab"}}
+    # An MSR that quotes the settings in its refusal: the module must still not show the key.
+    monkeypatch.setattr(msr_api, "put", lambda body: (400, {"errors": [{"code": "INVALID_SETTINGS", "message": (
+        "cannot use %s" % json.dumps(body["storage"]["azure"]))}]}))
+    r = run(options={"container": "images"})
+    assert r["failed"] is True and r["msg"].startswith("MSR refused the storage settings: HTTP 400 INVALID_SETTINGS")
+    assert "********" in r["msg"] and AZURE_KEY not in r["_raw"]
+
+
 def test_bad_access_key_is_refused_with_msr_reason(run, msr_api):
     r = run(options={"accesskey": "BADKEY0000"}, secret_options={"secretkey": SECRET})
     assert r["failed"] is True
@@ -158,6 +168,8 @@ def test_driver_switch_with_images_needs_force(run, msr_api):
     assert forced["changed"] is True and forced["driver"] == "filesystem"
     assert forced["storage"] == {"filesystem": {"rootdirectory": "/storage"}}
     assert any("force is true" in w for w in warnings(forced))
+    assert ("the filesystem storage driver with 3 replicas: images pushed to one replica are not visible on the "
+            "others unless their volume is shared (NFS)") in warnings(forced)
     assert msr_api.storage == {"filesystem": {"rootdirectory": "/storage"}}
     # Without repositories no force is needed.
     msr_api.repositories = []
@@ -214,6 +226,6 @@ def test_a_read_back_that_differs_fails(run, msr_api, monkeypatch):
 def test_filesystem_root_is_forced_with_a_warning(run, msr_api):
     r = run(driver="filesystem", options={"rootdirectory": "/data"})
     assert r["changed"] is True and r["storage"] == {"filesystem": {"rootdirectory": "/storage"}}
-    assert warnings(r) == ["MSR keeps filesystem storage in /storage (where its volume is mounted): rootdirectory "
-                           "/data is ignored"]
+    assert warnings(r)[0] == ("MSR keeps filesystem storage in /storage (where its volume is mounted): rootdirectory "
+                              "/data is ignored")
     assert run(driver="filesystem", options={"rootdirectory": "/data"})["changed"] is False
