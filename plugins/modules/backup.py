@@ -164,15 +164,24 @@ path:
   type: str
   sample: /srv/backups/msr/dtr-metadata-2.9.16-backup-20250301-02_00_00.tar
 size:
-  description: Size of the backup file in bytes; null in check mode and on failure.
+  description:
+    - Size in bytes of the file at RV(path) when the module ends, null when there is none.
+    - After a backup, the new file. In check mode, or after a failure, the file that is there unchanged (the
+      previous backup, if any): Ansible adds the size, with RV(mode), C(owner), C(group), C(uid), C(gid) and
+      C(state), for any result whose C(path) exists.
   returned: always
   type: int
   sample: 20480
 sha256:
-  description: SHA-256 of the backup file, hexadecimal; null in check mode and on failure.
+  description: SHA-256 of the new backup file, hexadecimal; null in check mode and on failure.
   returned: always
   type: str
   sample: 6f1ed002ab5595859014ebf0951522d9a1ba8b2a5e0e6a2b0c6b5b1e3c4d5e6f
+mode:
+  description: Permissions of the file at RV(path) (always V(0600) for a backup the module wrote).
+  returned: when RV(path) exists
+  type: str
+  sample: "0600"
 replica_id:
   description: The replica the backup was (or would be) made from; null when O(force=false) kept an existing file.
   returned: always
