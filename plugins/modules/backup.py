@@ -24,15 +24,15 @@ description:
     O(replica_id) that is unknown, not a member or unhealthy.
   - The bootstrapper container runs with C(--log-driver none), as documented, so the tar never lands in
     the engine's container log; the module attaches to it before starting it, the way C(docker run) does,
-    and splits its output: standard output into the file, the log (standard error) into O(ignore:phases)
-    and O(ignore:bootstrapper_warnings).
+    and splits its output, standard output into the file and the log (standard error) into RV(phases) and
+    RV(bootstrapper_warnings).
   - The tar is written to a temporary file (mode 0600) in the directory of the destination, flushed to disk
     and renamed over the destination only when the bootstrapper exited 0 and the tar is complete (every
     member readable and the end-of-archive marker present). On any failure the partial file is removed and
     an existing destination is left untouched. The file is always mode 0600, owned by the user running the
-    module: it contains MSR's private keys.
+    module, as it contains MSR's private keys.
   - The MKE password and CA reach the bootstrapper only through its environment (C(UCP_PASSWORD), C(UCP_CA)),
-    never its command line; the returned O(ignore:cmd) names them only.
+    never its command line; the returned RV(cmd) names them only.
   - The bootstrapper container, named C(msr-replicas-backup-<random>), is always removed.
 author:
   - msr.replicas contributors (!UNKNOWN)
@@ -100,8 +100,8 @@ options:
       - Engine that runs the bootstrapper, V(unix:///var/run/docker.sock) or V(ssh://user@host). The
         bootstrapper acts through MKE, so any MKE node's engine does; the tar is streamed back from it.
       - Over SSH the docker SDK uses paramiko with C(~/.ssh/config) and C(~/.ssh/known_hosts); unknown host
-        keys are rejected (see the O(msr.replicas.replica#module:docker_host) option of the replica module).
-      - C(tcp://) is refused: the MKE password would cross the network in clear.
+        keys are rejected (see O(msr.replicas.replica#module:docker_host)).
+      - C(tcp://) is refused, since the MKE password would cross the network in clear.
     type: str
     default: unix:///var/run/docker.sock
   debug:
@@ -167,8 +167,8 @@ size:
   description:
     - Size in bytes of the file at RV(path) when the module ends, null when there is none.
     - After a backup, the new file. In check mode, or after a failure, the file that is there unchanged (the
-      previous backup, if any): Ansible adds the size, with RV(mode), C(owner), C(group), C(uid), C(gid) and
-      C(state), for any result whose C(path) exists.
+      previous backup, if any). Ansible adds the size, with RV(mode), C(owner), C(group), C(uid), C(gid) and
+      C(state), to any result whose C(path) exists.
   returned: always
   type: int
   sample: 20480
