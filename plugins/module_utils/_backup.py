@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import hashlib
 import os
+import socket
 import stat
 import struct
 import tarfile
@@ -286,16 +287,18 @@ def run_backup(runner, image, version, argv, env, path, name):
     except OSError as exc:
         raise MsrError("cannot create a temporary file beside %s: %s" % (path, exc))
     api = cid = None
+    stage = "before it started"
     try:
-        api = runner.client().api
-        runner.ensure_image(image, version)
         try:
+            api = runner.client().api
+            runner.ensure_image(image, version)
             host_config = api.create_host_config(log_config=LogConfig(type=LogConfig.types.NONE))
             cid = api.create_container(ref, command=list(argv), environment=dict(env), name=name, tty=False,
                                        stdin_open=False, labels={LABEL: "backup"}, host_config=host_config)["Id"]
             sock = api.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1})
             try:
                 api.start(cid)
+                stage = "while it ran"
                 _pump(sock, out, parser, outcome)
             finally:
                 _close(sock)
@@ -304,10 +307,15 @@ def run_backup(runner, image, version, argv, env, path, name):
             outcome.rc = status.get("StatusCode") if isinstance(status, dict) else status
         except MsrError:
             raise
-        except Exception as exc:  # DockerException, dropped unix socket or SSH link, timeouts: all end the run
+        except socket.timeout:
             parser.close()
-            raise MsrError("lost the bootstrapper %s on %s while it ran (%s: %s); last output: %s"
-                           % (name, runner.docker_host, type(exc).__name__, exc, " | ".join(parser.lines[-5:])))
+            raise MsrError("the bootstrapper %s on %s said nothing for %s s (bootstrap_timeout); last output: %s"
+                           % (name, runner.docker_host, runner.timeout, " | ".join(parser.lines[-5:])))
+        except Exception as exc:  # DockerException, dropped unix socket or SSH link: all end the run
+            parser.close()
+            raise MsrError("lost the bootstrapper %s on %s %s (%s: %s); last output: %s"
+                           % (name, runner.docker_host, stage, type(exc).__name__, exc,
+                              " | ".join(parser.lines[-5:]) or "none"))
         outcome.error = outcome.error or _failure(outcome, out)
         if outcome.error is None:
             try:

@@ -423,3 +423,30 @@ def test_run_backup_unwritable_directory_runs_nothing(tmp_path):
     with pytest.raises(MsrError, match="cannot create a temporary file beside"):
         run(api, tmp_path / "missing" / "b.tar")
     assert api.calls == []
+
+
+def test_run_backup_silent_beyond_the_timeout_is_an_error_and_cleans_up(tmp_path):
+    class Silent(FakeApi):
+        def attach_socket(self, cid, params=None):
+            sock = super().attach_socket(cid, params)
+            sock.settimeout(0.2)       # the SDK sets the client's timeout on its socket the same way
+            return sock
+
+        def start(self, cid):
+            self.calls.append("start")  # runs, says nothing, never exits
+    api = Silent(three_healthy)
+    with pytest.raises(MsrError, match="the bootstrapper msr-replicas-backup-0123456789ab on "
+                                       "unix:///var/run/docker.sock said nothing for 1800 s"):
+        run(api, tmp_path / "b.tar")
+    assert os.listdir(tmp_path) == [] and api.calls[-1] == "remove" and api.containers == {}
+
+
+def test_run_backup_engine_unreachable_before_the_start(tmp_path):
+    class Refusing(FakeApi):
+        def create_container(self, *args, **kwargs):
+            raise docker.errors.APIError("500 Server Error: Internal Server Error (\"engine is shutting down\")")
+    api = Refusing(three_healthy)
+    with pytest.raises(MsrError, match="lost the bootstrapper msr-replicas-backup-0123456789ab on "
+                                       "unix:///var/run/docker.sock before it started .*engine is shutting down"):
+        run(api, tmp_path / "b.tar")
+    assert os.listdir(tmp_path) == []
