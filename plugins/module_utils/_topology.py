@@ -307,7 +307,7 @@ def node_problem(cluster, node):
     return "MKE node %s is %s; an MSR replica goes only on a ready, active worker" % (node, why)
 
 
-def pick_existing(cluster, exclude=(), avoid=(), wanted=None):
+def pick_existing(cluster, exclude=(), avoid=(), wanted=None, label="existing_replica_id"):
     """(member, refusal): the replica whose database a command uses (rule 3).
 
     It is healthy now and is none of ``exclude``; ``wanted`` is the user's choice, checked. Otherwise
@@ -317,13 +317,15 @@ def pick_existing(cluster, exclude=(), avoid=(), wanted=None):
     if wanted:
         member = cluster.find(wanted)
         if wanted in exclude:
-            return None, ("existing_replica_id %s is the replica being removed; it must be another, healthy replica"
-                          % wanted)
-        if member is None or not member["member"]:
-            return None, ("existing_replica_id %s is not a replica of this cluster (replicas: %s)"
-                          % (wanted, ", ".join(m["replica_id"] for m in cluster.voters() if m["replica_id"]) or "none"))
+            return None, ("%s %s is the replica being removed; it must be another, healthy replica" % (label, wanted))
+        known = ", ".join(m["replica_id"] for m in cluster.voters() if m["replica_id"]) or "none"
+        if member is None:
+            return None, "%s %s is not a replica of this cluster (replicas: %s)" % (label, wanted, known)
+        if not member["member"]:
+            return None, ("%s %s is not a member of the cluster (a partial join: containers but not in "
+                          "cluster_status); use a member: %s" % (label, wanted, known))
         if not member["healthy"]:
-            return None, "existing_replica_id %s is not healthy: %s" % (wanted, describe(member))
+            return None, "%s %s is not healthy (%s)" % (label, wanted, member.get("detail") or member["state"])
         return member, None
     candidates = [m for m in cluster.healthy() if m["replica_id"] is None or m["replica_id"] not in exclude]
     if not candidates:
@@ -416,3 +418,20 @@ def remove_gate(cluster, targets, policy, wanted_existing=None, avoid=()):
         refusals.append(why)
     result["existing"] = existing
     return result
+
+
+def backup_gate(cluster, wanted=None):
+    """(member, refusal): the replica a backup reads from (msr2.md 1.11).
+
+    backup reads RethinkDB through --existing-replica-id, so it needs a known membership, a healthy
+    majority and a healthy member; by default the same one every run, as the docs advise.
+    """
+    if not cluster.status_available:
+        return None, ("refusing to back up: no replica answered cluster_status, so the membership and the "
+                      "quorum of the cluster are unknown")
+    q = cluster.quorum()
+    if not q["has_quorum"]:
+        return None, ("refusing to back up: only %d of %d replicas are healthy and %d are needed for quorum; the "
+                      "bootstrapper cannot read the database without a healthy majority. %s"
+                      % (q["healthy"], q["size"], q["majority"], EMERGENCY_REPAIR_HINT))
+    return pick_existing(cluster, wanted=wanted, label="replica_id")

@@ -92,7 +92,7 @@ def test_join_gate_sees_every_problem_the_bootstrapper_would():
 
 def test_existing_replica_must_be_a_healthy_member_that_stays():
     c = cluster({A: ("w1", "healthy"), B: ("w2", "unhealthy"), C: ("w3", "healthy")})
-    assert topo.pick_existing(c, wanted=B)[1].startswith("existing_replica_id %s is not healthy: " % B)
+    assert topo.pick_existing(c, wanted=B)[1] == "existing_replica_id %s is not healthy (unhealthy)" % B
     assert topo.pick_existing(c, exclude=[A], wanted=A)[1].startswith("existing_replica_id %s is the replica being" % A)
     assert topo.pick_existing(c, wanted=D)[1].startswith("existing_replica_id %s is not a replica" % D)
     assert topo.pick_existing(c, exclude=[A])[0]["replica_id"] == C
