@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.msr.replicas.plugins.module_utils import _topology
+from ansible_collections.msr.replicas.plugins.module_utils import _plan, _topology
 
 
 def _call(func, *args, **kwargs):
@@ -31,7 +31,9 @@ def msr_failures_tolerated(n):
 
 def msr_plan(desired, observed, policy=None, eligible=None, lb_pool=None):
     """Ordered replica actions from the desired node names and the observed replicas."""
-    return _call(_topology.plan, _as_list(desired, "desired"), _as_list(observed, "observed"),
+    # A whole cluster_info result brings node states and MSR's critical issues into the gates.
+    observed = dict(observed) if isinstance(observed, dict) else _as_list(observed, "observed")
+    return _call(_plan.plan, _as_list(desired, "desired"), observed,
                  policy=policy, eligible=_as_list(eligible, "eligible"), lb_pool=_as_list(lb_pool, "lb_pool"))
 
 

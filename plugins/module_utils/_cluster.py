@@ -14,7 +14,7 @@ __metaclass__ = type
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
 from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
-from ansible_collections.msr.replicas.plugins.module_utils._topology import quorum_summary
+from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, problems, replica_state
 
 DEFAULT_HTTPS_PORT = 443
 
@@ -37,7 +37,7 @@ def replica_url(address, port):
     return "https://%s:%d" % (host, port) if port != 443 else "https://%s" % host
 
 
-def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_PORT):
+def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_PORT, mke_config=False):
     """One read of the whole cluster: MKE nodes/containers, then each replica's /_ping, then
     cluster_status and storage from the first replica (or msr_url) that answers."""
     nodes = mke.nodes()
@@ -47,9 +47,9 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
     urls = {}
     for c in containers:
         node = by_name.get(c["node"]) or {}
-        port = (ports.get(c["id"]) or {}).get("https") or default_https_port
+        c["ports"] = ports.get(c["id"]) or {}
         if node.get("address"):
-            urls[c["id"]] = replica_url(node["address"], port)
+            urls[c["id"]] = replica_url(node["address"], c["ports"].get("https") or default_https_port)
     pings = dict((rid, msr_factory(url).ping()) for rid, url in urls.items())
 
     sources = [msr_url] if msr_url else []
@@ -69,22 +69,48 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
         except MsrError as exc:
             storage = {"driver": None, "drivers": [], "error": str(exc)}
         break
-    return build_view(nodes, containers, urls, pings, status, storage, observer, errors)
+    view = build_view(nodes, containers, urls, pings, status, storage, observer, errors)
+    if mke_config:
+        view["mke"] = read_mke_config(mke)
+    return view
+
+
+def read_mke_config(mke):
+    """MKE's scheduling settings (config TOML); a failure is reported, not fatal."""
+    try:
+        found = mke.config_toml()
+    except MsrError as exc:
+        return {"admin_scheduling": None, "user_scheduling": None, "error": str(exc)}
+    return dict(found, error=found.get("error"))
+
+
+def _detail(state, c, node, health_text, ping, down_nodes):
+    if state == "unhealthy":
+        return "health: %s, /_ping: %s" % (health_text, ping["status"] or ping["error"])
+    if state == "unreachable":
+        if c:
+            return "its MKE node %s is %s" % (c["node"], node.get("state"))
+        return ("in cluster_status (%s) but no container of it is seen; MKE cannot reach node(s) %s"
+                % (health_text, ", ".join(down_nodes) or "(heartbeat pending)"))
+    if state == "ghost":
+        return "in cluster_status (%s) but without containers in MKE" % health_text
+    if state == "partial":
+        return "containers on node %s but not in cluster_status" % c["node"]
+    return None
 
 
 def build_view(nodes, containers, urls, pings, status, storage, observer=None, errors=()):
     by_name = dict((n["name"], n) for n in nodes)
     health = (status or {}).get("replica_health") or {}
-    by_id = {}
-    for c in containers:
-        by_id[c["id"]] = c
+    stamps = (status or {}).get("replica_timestamp") or {}
+    down_nodes = sorted(n["name"] for n in nodes if n.get("state") != "ready")
+    by_id = dict((c["id"], c) for c in containers)
     replicas = []
     for rid in sorted(set(by_id) | set(health)):
         c = by_id.get(rid)
         ping = pings.get(rid) or {"status": None, "healthy": False, "error": "no address"}
-        node_name = c["node"] if c else None
-        node = by_name.get(node_name) or {}
-        ghost = c is None
+        node = by_name.get(c["node"]) if c else None
+        node = node or {}
         reported = health.get(rid)
         if status is None:
             health_text = "unknown"
@@ -92,38 +118,56 @@ def build_view(nodes, containers, urls, pings, status, storage, observer=None, e
             health_text = "not in cluster_status"
         else:
             health_text = reported
-        # Without cluster_status, /_ping alone decides (it fails when the replica's RethinkDB does).
-        healthy = (not ghost and ping["healthy"] and health_text in ("OK", "unknown")
-                   and (c or {}).get("container_state") in (None, "running"))
+        state = replica_state(c is not None, (c or {}).get("container_state") in (None, "running"),
+                              node.get("state"), status is not None, reported, ping["healthy"], not down_nodes)
+        ports = (c or {}).get("ports") or {}
         replicas.append({
             "id": rid,
-            "node": node_name,
+            "node": c["node"] if c else None,
+            "state": state,
+            "detail": _detail(state, c, node, health_text, ping, down_nodes),
             "node_exists": bool(node),
             "node_state": node.get("state"),
+            "address": node.get("address"),
+            "http_port": ports.get("http"),
+            "https_port": ports.get("https"),
+            "image": c.get("image") if c else None,
             "version": c.get("version") if c else None,
+            "timestamp": stamps.get(rid),
             "url": urls.get(rid),
             "container_state": c.get("container_state") if c else None,
             "health": health_text,
             "ping": ping["status"],
             "ping_error": ping["error"],
-            "ghost": ghost,
-            "in_cluster_status": status is not None and reported is not None,
-            "healthy": healthy,
+            "ghost": state == "ghost",
+            "in_cluster_status": (reported is not None) if status is not None else None,
+            "healthy": state == "healthy",
         })
-    # Membership is what RethinkDB knows (replica_health); containers only stand in when nobody answered.
-    members = [r for r in replicas if r["in_cluster_status"]] if status is not None else [r for r in replicas if not r["ghost"]]
-    quorum = quorum_summary(len(members), sum(1 for r in members if r["healthy"]))
+    node_ids = {}
+    for r in replicas:
+        if r["node"]:
+            node_ids.setdefault(r["node"], r["id"])
+    nodes = [dict(n, replica_id=node_ids.get(n["name"])) for n in nodes]
     view = {
         "nodes": nodes,
         "replicas": replicas,
         "storage": storage or {"driver": None, "drivers": []},
-        "quorum": quorum,
         "current_issues": (status or {}).get("current_issues") or [],
         "observer": observer,
         "status_available": status is not None,
+        "version": _version(replicas),
     }
+    cluster = Cluster.from_observed(view)
+    view["quorum"] = cluster.quorum()
+    view["problems"] = problems(cluster)
+    view["healthy"] = not view["problems"]
     view["issues"] = derive_issues(view, list(errors))
     return view
+
+
+def _version(replicas):
+    known = sorted(set(r["version"] for r in replicas if r.get("version")))
+    return known[0] if len(known) == 1 else None
 
 
 def _issue(kind, severity, message, replica_id=None):
@@ -140,15 +184,20 @@ def derive_issues(view, errors):
                              "no replica answered /api/v0/meta/cluster_status: %s" % "; ".join(errors)))
     for r in view["replicas"]:
         rid = r["id"]
-        if r["ghost"]:
+        if r["state"] == "ghost":
             issues.append(_issue("ghost_replica", "critical",
                                  "replica %s is in cluster_status but has no dtr-rethinkdb container in MKE "
                                  "(ghost); remove it with remove --replica-ids %s" % (rid, rid), rid))
             continue
-        if view["status_available"] and not r["in_cluster_status"]:
-            issues.append(_issue("not_in_cluster_status", "critical",
-                                 "replica %s has containers on node %s but is not in cluster_status "
-                                 "(a partial join?)" % (rid, r["node"]), rid))
+        if r["state"] == "unreachable" and not r["node"]:
+            issues.append(_issue("replica_unreachable", "critical",
+                                 "replica %s is %s; it may come back with its containers: bring the node back, "
+                                 "or remove the replica and join a new one" % (rid, r["detail"]), rid))
+            continue
+        if r["state"] == "partial":
+            issues.append(_issue("partial_join", "critical",
+                                 "replica %s has containers on node %s but is not in cluster_status (a partial "
+                                 "join); clear it with destroy --replica-id %s" % (rid, r["node"], rid), rid))
         if not r["node_exists"]:
             issues.append(_issue("node_missing", "critical",
                                  "replica %s runs on node %s, which MKE does not list" % (rid, r["node"]), rid))
@@ -162,7 +211,7 @@ def derive_issues(view, errors):
             issues.append(_issue("ping_failed", "critical",
                                  "replica %s /_ping: %s" % (rid, r["ping_error"] or r["ping"]), rid))
     q = view["quorum"]
-    if q["size"] and not q["has_quorum"]:
+    if q["size"] and q["has_quorum"] is False:
         issues.append(_issue("quorum_lost", "critical",
                              "only %d of %d replicas are healthy; %d are needed for quorum (see the "
                              "emergency-repair runbook)" % (q["healthy"], q["size"], q["majority"])))
@@ -192,13 +241,8 @@ def find_replica(view, rid):
     return None
 
 
-def cluster_healthy(view):
-    """All-OK: every member healthy, nothing critical reported, MKE and RethinkDB agree."""
-    return (view["status_available"]
-            and all(r["healthy"] and r["in_cluster_status"] for r in view["replicas"])
-            and not any(i["severity"] == "critical" for i in view["issues"]))
-
-
 def public_view(view):
     """What cluster_info returns."""
-    return dict((k, view[k]) for k in ("nodes", "replicas", "storage", "quorum", "issues"))
+    keys = ("healthy", "problems", "status_available", "nodes", "replicas", "storage", "version", "quorum",
+            "current_issues", "issues", "mke")
+    return dict((k, view[k]) for k in keys if k in view)

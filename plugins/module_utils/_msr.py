@@ -12,6 +12,9 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import HttpCl
 
 # Keys of the distribution "storage" section that are options, not the driver.
 STORAGE_OPTION_KEYS = ("delete", "maintenance", "redirect", "cache", "tag")
+STORAGE_PATH = "/api/v0/admin/settings/registry/simple"
+# Answers of a refused PUT that carry MSR's reason; 5xx are retried by HttpClient instead.
+REFUSALS = (400, 403, 404, 409, 422)
 
 
 class MsrClient:
@@ -50,7 +53,45 @@ class MsrClient:
         return self._get("/api/v0/meta/settings")
 
     def storage(self):
-        return parse_storage(self._get("/api/v0/admin/settings/registry/simple"))
+        return parse_storage(self._get(STORAGE_PATH))
+
+    def storage_settings(self):
+        """The whole "storage" section, secrets as MSR returns them (callers mask them)."""
+        storage = self._get(STORAGE_PATH).get("storage")
+        if not isinstance(storage, dict):
+            raise MsrError('MSR %s GET %s returned no "storage" object' % (self.url, STORAGE_PATH))
+        return storage
+
+    def put_storage(self, storage):
+        """Replace the storage section. MSR answers 202 and checks the settings first (an S3 bucket is
+        test-written), so a refusal is a 4xx whose errors say why."""
+        status, data, raw = self.http.request("PUT", STORAGE_PATH, body={"storage": storage}, auth=self.auth,
+                                              accept=(200, 202) + REFUSALS)
+        if status in REFUSALS:
+            raise MsrError("MSR refused the storage settings: HTTP %d%s" % (status, error_text(data, raw)))
+        return data if isinstance(data, dict) else {}
+
+    def repositories(self, limit=10):
+        """Up to ``limit`` repositories as "namespace/name" (MSR pages the list; one page is enough to know
+        whether there are any)."""
+        data = self._get("/api/v0/repositories?pageSize=%d" % limit)
+        repos = data.get("repositories")
+        if not isinstance(repos, list):
+            raise MsrError("MSR %s GET /api/v0/repositories returned no repositories list" % self.url)
+        return ["%s/%s" % (r.get("namespace"), r.get("name")) for r in repos[:limit] if isinstance(r, dict)]
+
+
+def error_text(data, raw):
+    """' CODE: message' from MSR's {"errors": [{"code", "message"}]}, else ': <raw text>'."""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list) and errors:
+        parts = []
+        for e in errors:
+            e = e if isinstance(e, dict) else {"message": str(e)}
+            parts.append(": ".join(str(x) for x in (e.get("code"), e.get("message")) if x))
+        return " " + "; ".join(parts)
+    text = " ".join((raw or "").split())[:300]
+    return (": " + text) if text else ""
 
 
 def parse_cluster_status(doc):

@@ -2,26 +2,21 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Quorum arithmetic and the replica change planner. PRIVATE to this collection.
+"""Quorum arithmetic, the replica states and the safety gates. PRIVATE to this collection.
 
-Pure functions over plain data (no I/O, stdlib only) so that every decision the playbooks take
-can be unit-tested. The planner implements the safety rules of DESIGN.md section 4.
+This is the one source of truth of DESIGN.md section 4: the replica module, the planner (_plan) and
+the playbooks (through the filters and cluster_info) take every decision from these functions, so
+check mode predicts each refusal of a real run. Pure functions over plain data (no I/O, stdlib only).
 
 Observed replica (extra keys are ignored, so cluster_info replicas can be passed as they are)::
 
     {"replica_id": "0123456789ab",   # or "id"
-     "node": "worker-1",             # MKE node name; None/"" when the replica has no node
-     "healthy": True,                # or "health": "OK" (the cluster_status replica_health value)
-     "ghost": False,                 # in the membership but without containers or node
-     "in_cluster_status": True}      # False: containers but not a RethinkDB member (partial join)
+     "node": "worker-1",             # MKE node name; None when no container of it is seen
+     "state": "healthy"}             # healthy / unhealthy / unreachable / ghost / partial
 
-Plan result::
-
-    {"actions": [...], "blocked_actions": [...], "refusals": [...], "warnings": [...],
-     "skipped": [...], "final_count": int, "final_nodes": [...], "quorum": {...}}
-
-When ``refusals`` is not empty, nothing may be done: ``actions`` is empty and ``blocked_actions``
-shows what the plan would have done once the refusals are resolved.
+Without ``state`` it is derived from ``healthy`` (or ``health == "OK"``), ``ghost`` and
+``in_cluster_status`` (or ``member``): a replica without a node is a ghost, one outside
+cluster_status is a partial join.
 """
 
 from __future__ import annotations
@@ -32,6 +27,10 @@ EMERGENCY_REPAIR_HINT = (
     "emergency-repair when both emergency_repair and emergency_repair_confirmed are true."
 )
 
+STATES = ("healthy", "unhealthy", "unreachable", "ghost", "partial")
+# Only these node states, roles and availabilities may receive a replica (msr2.md 3.3).
+PLACEABLE = {"state": "ready", "role": "worker", "availability": "active"}
+
 DEFAULT_POLICY = {
     "allow_scale_down": False,
     "allow_even": False,
@@ -41,8 +40,11 @@ DEFAULT_POLICY = {
     "max_replicas": 7,
     "emergency_repair": False,
     "emergency_repair_confirmed": False,
+    "force": False,
 }
 
+
+# ---------------------------------------------------------------- quorum arithmetic
 
 def majority(n):
     """Replicas that must be healthy for a membership of ``n`` to keep quorum (n//2 + 1)."""
@@ -89,14 +91,14 @@ def keeps_quorum(total, healthy, removing_healthy=0, removing_unhealthy=0, addin
     return has_quorum(after_total, after_healthy)
 
 
-def quorum_summary(total, healthy):
-    """The numbers cluster_info reports as ``quorum``."""
+def quorum_summary(total, healthy, known=True):
+    """The numbers cluster_info reports as ``quorum``; has_quorum is None when membership is unknown."""
     return {
         "size": total,
         "healthy": healthy,
         "majority": majority(total),
         "failures_tolerated": failures_tolerated(total),
-        "has_quorum": has_quorum(total, healthy),
+        "has_quorum": has_quorum(total, healthy) if known else None,
     }
 
 
@@ -122,8 +124,29 @@ def normalize_policy(policy):
     return result
 
 
+# ---------------------------------------------------------------- replica states
+
+def replica_state(has_containers, running, node_state, status_available, reported, ping_ok, nodes_all_ready):
+    """The state of one replica from what MKE and MSR show of it.
+
+    reported: its replica_health value (None when it is not a key of it, or nobody answered).
+    A member without containers is a ghost only when MKE reaches every node and MSR does not report it
+    OK: MKE cannot list the containers of a node it cannot reach (and shows that node ready until its
+    heartbeat times out), and such a replica may come back with its data.
+    """
+    if has_containers and status_available and reported is None:
+        return "partial"
+    if not has_containers:
+        return "unreachable" if (not nodes_all_ready or reported == "OK") else "ghost"
+    if node_state != "ready":
+        return "unreachable"
+    if running and ping_ok and (reported == "OK" or (reported is None and not status_available)):
+        return "healthy"
+    return "unhealthy"
+
+
 def normalize_replica(item):
-    """One observed replica as {"replica_id", "node", "healthy", "ghost", "member"}."""
+    """One observed replica as {"replica_id", "node", "state", "healthy", "ghost", "member"}."""
     if not isinstance(item, dict):
         raise ValueError("observed replica must be a dict, got %r" % (item,))
     rid = item.get("replica_id", item.get("id"))
@@ -132,6 +155,18 @@ def normalize_replica(item):
     node = item.get("node") or None
     if node is not None and not isinstance(node, str):
         raise ValueError("replica %s: node must be a string" % rid)
+    state = item.get("state")
+    if state is None:
+        state = _derived_state(rid, item, node)
+    elif state not in STATES:
+        raise ValueError("replica %s: state must be one of %s, got %r" % (rid, ", ".join(STATES), state))
+    elif node is None and state not in ("ghost", "unreachable"):
+        raise ValueError("replica %s: a %s replica has containers on a node, but node is not given" % (rid, state))
+    return {"replica_id": rid, "node": node, "state": state, "healthy": state == "healthy",
+            "ghost": state == "ghost", "member": state != "partial", "detail": item.get("detail")}
+
+
+def _derived_state(rid, item, node):
     if "healthy" in item:
         healthy = item["healthy"]
         if not isinstance(healthy, bool):
@@ -139,347 +174,264 @@ def normalize_replica(item):
     elif "health" in item:
         healthy = item["health"] == "OK"
     else:
-        raise ValueError("replica %s: neither healthy nor health given" % rid)
-    # A replica without a node has no containers anywhere: it is a ghost, and ghosts are never healthy.
-    ghost = bool(item.get("ghost")) or node is None
-    # Only RethinkDB members count for quorum; a partial join left containers but never became one.
+        raise ValueError("replica %s: neither state, healthy nor health given" % rid)
     member = item.get("member", item.get("in_cluster_status", True))
     if not isinstance(member, bool):
         raise ValueError("replica %s: member/in_cluster_status must be a boolean" % rid)
-    return {"replica_id": rid, "node": node, "healthy": healthy and member and not ghost,
-            "ghost": ghost, "member": member}
+    if item.get("ghost") or node is None:
+        return "ghost"
+    if not member:
+        return "partial"
+    return "healthy" if healthy else "unhealthy"
 
 
-def _normalize_nodes(values, name):
-    if values is None:
-        return None
-    if isinstance(values, str):
-        raise ValueError("%s must be a list of node names, not a string" % name)
-    result = set()
-    for value in values:
-        if not isinstance(value, str) or not value:
-            raise ValueError("%s contains an invalid node name: %r" % (name, value))
-        result.add(value)
-    return result
+def describe(member):
+    what = {"unhealthy": "unhealthy", "unreachable": "unreachable: its MKE node is down or cannot be reached",
+            "ghost": "ghost: a member without containers", "partial": "partial join: containers but not a member",
+            "healthy": "healthy"}[member["state"]]
+    return "%s (%s)" % (member["replica_id"], member.get("detail") or what)
 
 
-class _Cluster(object):
-    """The membership as it evolves while the plan is built (one step at a time)."""
+# ---------------------------------------------------------------- the cluster being changed
 
-    def __init__(self, replicas, pool):
+class Cluster(object):
+    """The observed cluster, changed one step at a time while a plan is built or checked.
+
+    ``nodes``: MKE node name -> {"role", "state", "availability"}, or None when not known (then node
+    placement is not checked here). ``critical_issues``: critical current_issues texts of MSR.
+    """
+
+    def __init__(self, replicas, status_available=True, nodes=None, critical_issues=(), pool=None):
         self.members = [dict(r) for r in replicas]
+        self.status_available = status_available
+        self.nodes = None if nodes is None else dict(nodes)
+        self.critical_issues = list(critical_issues)
         self.pool = None if pool is None else set(pool)
 
+    @classmethod
+    def from_observed(cls, observed, pool=None):
+        """From a list of replicas, or from a cluster_info result / module view (a dict)."""
+        if isinstance(observed, dict):
+            if not isinstance(observed.get("replicas"), list):
+                raise ValueError("observed as a dict must be a cluster_info result (with a replicas list)")
+            items = observed["replicas"]
+            status = observed.get("status_available")
+            nodes = _nodes(observed.get("nodes"))
+            issues = [i.get("description") or i.get("message") or str(i)
+                      for i in (observed.get("current_issues") or []) if isinstance(i, dict) and i.get("critical")]
+        else:
+            items, status, nodes, issues = observed or [], None, None, []
+        replicas = sorted((normalize_replica(item) for item in items), key=lambda r: r["replica_id"])
+        for before, after in zip(replicas, replicas[1:]):
+            if before["replica_id"] == after["replica_id"]:
+                raise ValueError("replica %s observed twice" % after["replica_id"])
+        if status is None:
+            # A bare list: membership is known when some replica is a member.
+            status = any(r["member"] for r in replicas)
+        return cls(replicas, bool(status), nodes, issues, pool)
+
     def total(self):
-        return len([m for m in self.members if m["member"]])
+        return len(self.voters())
+
+    def voters(self):
+        return [m for m in self.members if m["member"]]
 
     def healthy(self):
         return [m for m in self.members if m["healthy"]]
 
     def unhealthy(self):
-        return [m for m in self.members if not m["healthy"]]
+        return [m for m in self.members if m["member"] and not m["healthy"]]
+
+    def partials(self):
+        return [m for m in self.members if not m["member"]]
+
+    def find(self, replica_id):
+        for m in self.members:
+            if m["replica_id"] == replica_id:
+                return m
+        return None
+
+    def on_node(self, node):
+        return [m for m in self.members if m["node"] == node and m["state"] != "ghost"]
+
+    def quorum(self):
+        return quorum_summary(self.total(), len(self.healthy()), self.status_available)
 
     def remove(self, member):
         self.members.remove(member)
 
     def join(self, node):
         # The id of a new replica is only known once the bootstrapper ran.
-        self.members.append({"replica_id": None, "node": node, "healthy": True, "ghost": False, "member": True})
+        self.members.append({"replica_id": None, "node": node, "state": "healthy", "healthy": True,
+                             "ghost": False, "member": True})
 
 
-def _pick_existing(cluster, target, avoid_ids):
-    """A replica that is healthy at this step and is not ``target``.
-
-    Prefers replicas that no later step removes, then known ids, so one stable replica is used.
-    """
-    candidates = [m for m in cluster.healthy() if m is not target]
-    if not candidates:
+def _nodes(items):
+    if not items:
         return None
-    candidates.sort(key=lambda m: (
-        m["replica_id"] in avoid_ids,
-        m["replica_id"] is None,
-        m["replica_id"] or "",
-        m["node"] or "",
-    ))
-    return candidates[0]
+    return dict((n["name"], n) for n in items if isinstance(n, dict) and n.get("name"))
 
 
-def _existing_fields(member):
-    # existing_replica_id None means "the replica joined on existing_node earlier in this plan".
-    return {"existing_replica_id": member["replica_id"], "existing_node": member["node"]}
+def problems(cluster):
+    """Why the cluster is not all-OK (rule 4); an empty list is the one health predicate."""
+    found = []
+    if not cluster.status_available:
+        found.append("no replica answered cluster_status, so membership and quorum are unknown")
+    for m in cluster.members:
+        if not m["healthy"]:
+            found.append(describe(m))
+    for text in cluster.critical_issues:
+        found.append("MSR reports a critical issue: %s" % text)
+    return found
 
 
-def plan(desired, observed, policy=None, eligible=None, lb_pool=None):
-    """Ordered, one-change-at-a-time actions that take ``observed`` to ``desired``.
+def healthy(cluster):
+    return not problems(cluster)
 
-    desired: MKE node names that should run a replica (inventory group msr).
-    observed: replicas as seen through MKE and cluster_status (see module docstring).
-    policy: keys of DEFAULT_POLICY.
-    eligible: optional MKE node names that may host a replica; joins elsewhere are refused.
-    lb_pool: optional node names currently in the load-balancer pool; None means no LB actions.
+
+def node_problem(cluster, node):
+    """Why ``node`` may not receive a replica, or None (it must be a ready, active MKE worker)."""
+    if cluster.nodes is None:
+        return None
+    info = cluster.nodes.get(node)
+    if info is None:
+        return "MKE has no node named '%s' (nodes: %s)" % (node, ", ".join(sorted(cluster.nodes)) or "none")
+    if info.get("role") != PLACEABLE["role"]:
+        why = "a %s" % info.get("role")
+    elif info.get("state") != PLACEABLE["state"]:
+        why = info.get("state")
+    elif info.get("availability") != PLACEABLE["availability"]:
+        why = "set to availability %s" % info.get("availability")
+    else:
+        return None
+    return "MKE node %s is %s; an MSR replica goes only on a ready, active worker" % (node, why)
+
+
+def pick_existing(cluster, exclude=(), avoid=(), wanted=None, label="existing_replica_id"):
+    """(member, refusal): the replica whose database a command uses (rule 3).
+
+    It is healthy now and is none of ``exclude``; ``wanted`` is the user's choice, checked. Otherwise
+    replicas no later step removes come first, then known ids in order, so one stable replica is used.
+    """
+    exclude = set(exclude)
+    if wanted:
+        member = cluster.find(wanted)
+        if wanted in exclude:
+            return None, ("%s %s is the replica being removed; it must be another, healthy replica" % (label, wanted))
+        known = ", ".join(m["replica_id"] for m in cluster.voters() if m["replica_id"]) or "none"
+        if member is None:
+            return None, "%s %s is not a replica of this cluster (replicas: %s)" % (label, wanted, known)
+        if not member["member"]:
+            return None, ("%s %s is not a member of the cluster (a partial join: containers but not in "
+                          "cluster_status); use a member: %s" % (label, wanted, known))
+        if not member["healthy"]:
+            return None, "%s %s is not healthy (%s)" % (label, wanted, member.get("detail") or member["state"])
+        return member, None
+    candidates = [m for m in cluster.healthy() if m["replica_id"] is None or m["replica_id"] not in exclude]
+    if not candidates:
+        return None, "no healthy replica other than the ones being changed to run the bootstrapper from"
+    candidates.sort(key=lambda m: (m["replica_id"] in avoid, m["replica_id"] is None, m["replica_id"] or "",
+                                   m["node"] or ""))
+    return candidates[0], None
+
+
+def join_gate(cluster, node, policy, wanted_existing=None, avoid=()):
+    """{"refusals", "warnings", "existing", "unsafe"} for joining a replica on ``node`` now (rules 1, 3, 7)."""
+    policy = normalize_policy(policy)
+    result = {"refusals": [], "warnings": [], "existing": None, "unsafe": False}
+    refusals = result["refusals"]
+    bad_node = node_problem(cluster, node)
+    if bad_node:
+        refusals.append(bad_node)
+    if not cluster.status_available:
+        refusals.append("refusing to join a replica: no replica answered cluster_status, so the cluster's "
+                        "health is unknown")
+        return result
+    q = cluster.quorum()
+    if q["size"] and not q["has_quorum"]:
+        refusals.append("refusing to join a replica: %d of %d replicas are healthy, %d are needed. %s"
+                        % (q["healthy"], q["size"], q["majority"], EMERGENCY_REPAIR_HINT))
+        return result
+    found = problems(cluster)
+    if found:
+        if not policy["unsafe_join"]:
+            refusals.append("refusing to join a replica while the cluster is unhealthy: %s. Remove unhealthy or "
+                            "ghost replicas first, or set unsafe_join: true (risks split brain and data loss)"
+                            % "; ".join(found))
+        else:
+            result["unsafe"] = True
+            result["warnings"].append("UNSAFE JOIN: joining node %s while replicas are unhealthy (%s). This can "
+                                      "cause split brain and data loss." % (node, "; ".join(found)))
+    existing, why = pick_existing(cluster, avoid=avoid, wanted=wanted_existing)
+    if why:
+        refusals.append(why)
+    result["existing"] = existing
+    return result
+
+
+def remove_gate(cluster, targets, policy, wanted_existing=None, avoid=()):
+    """{"refusals", "warnings", "action", "existing"} for taking ``targets`` (members of ``cluster``) out.
+
+    A partial join is not a member: it is destroyed on its node, never removed (rule 12). A member is
+    removed only when membership is known, from a healthy replica that stays, while every other
+    replica is healthy (the bootstrapper's own pre-check, which policy ``force`` skips, as --force does)
+    and never when the healthy rest would lose majority (rule 6; ``force`` never bypasses that).
     """
     policy = normalize_policy(policy)
-    desired = _normalize_nodes(desired, "desired")
-    eligible = _normalize_nodes(eligible, "eligible")
-    lb_pool = _normalize_nodes(lb_pool, "lb_pool")
-    if desired is None:
-        raise ValueError("desired must be a list of node names")
-    # Sorted so that the plan does not depend on the order the APIs listed the replicas in.
-    replicas = sorted((normalize_replica(item) for item in (observed or [])), key=lambda r: r["replica_id"])
-    seen = set()
-    for replica in replicas:
-        if replica["replica_id"] in seen:
-            raise ValueError("replica %s observed twice" % replica["replica_id"])
-        seen.add(replica["replica_id"])
-
-    total = len([r for r in replicas if r["member"]])
-    healthy_count = len([r for r in replicas if r["healthy"]])
-    result = {
-        "actions": [],
-        "blocked_actions": [],
-        "refusals": [],
-        "warnings": [],
-        "skipped": [],
-        "final_count": total,
-        "final_nodes": sorted(r["node"] for r in replicas if r["node"] and r["member"]),
-        "quorum": quorum_summary(total, healthy_count),
-    }
+    result = {"refusals": [], "warnings": [], "action": "remove", "existing": None}
     refusals = result["refusals"]
-    warnings = result["warnings"]
-
-    if not desired:
-        # An empty group must never mean "remove every replica" (kubespray #12061).
-        refusals.append("The desired replica set is empty; refusing to plan (it would remove every replica).")
+    ids = ", ".join(t["replica_id"] for t in targets)
+    if all(not t["member"] for t in targets):
+        result["action"] = "destroy"
         return result
-
-    if not replicas:
-        return _plan_install(result, sorted(desired), policy, eligible, lb_pool)
-    if total == 0:
-        # Containers but no member means nobody answered cluster_status: never guess, never install.
-        refusals.append("Replicas exist but none is a known cluster member (cluster_status unavailable?); "
-                        "refusing to plan.")
+    if any(not t["member"] for t in targets):
+        raise ValueError("partial joins and members cannot be taken out by one command")
+    if not cluster.status_available:
+        refusals.append("refusing to remove replica %s: no replica answered cluster_status, so quorum cannot be "
+                        "checked" % ids)
         return result
-
-    if not has_quorum(total, healthy_count):
-        return _plan_quorum_lost(result, replicas, desired, policy)
-    if policy["emergency_repair"] or policy["emergency_repair_confirmed"]:
-        warnings.append("emergency_repair is set but the cluster has quorum; it is ignored.")
-
-    steps = []
-    cluster = _Cluster(replicas, lb_pool)
-    # Replicas worth keeping: healthy, on a desired node, first by id when a node has several.
-    keep = {}
-    for replica in replicas:
-        if replica["healthy"] and replica["node"] in desired and replica["node"] not in keep:
-            keep[replica["node"]] = replica
-
-    to_remove_unhealthy = [r for r in replicas if not r["healthy"]]
-    kept = []
-    if not policy["remove_unhealthy"]:
-        # Ghosts and partial joins are certainly broken: they go even then.
-        kept = [r for r in to_remove_unhealthy if r["member"] and not r["ghost"]]
-        to_remove_unhealthy = [r for r in to_remove_unhealthy if r["ghost"] or not r["member"]]
-        for replica in kept:
-            warnings.append("Replica %s on %s is unhealthy and kept (remove_unhealthy is false)."
-                            % (replica["replica_id"], replica["node"]))
-    # Ghosts first: they are certainly dead and block every join.
-    to_remove_unhealthy.sort(key=lambda r: (not r["ghost"], r["member"], r["replica_id"]))
-    extras = [r for r in replicas if r["healthy"] and keep.get(r["node"]) is not r]
-    extras.sort(key=lambda r: (r["node"] or "", r["replica_id"]))
-    avoid_ids = set(r["replica_id"] for r in to_remove_unhealthy)
-    if policy["allow_scale_down"]:
-        avoid_ids.update(r["replica_id"] for r in extras)
-
-    # Rule 2: unhealthy and ghost replicas go first.
-    for replica in to_remove_unhealthy:
-        if replica["ghost"]:
-            reason = "ghost replica (no node or containers)"
-        elif not replica["member"]:
-            reason = "partial join (containers but not a cluster member)"
+    total, healthy_count = cluster.total(), len(cluster.healthy())
+    removing_healthy = len([t for t in targets if t["healthy"]])
+    if total - len(targets) < 1:
+        refusals.append("replica %s is the last replica; remove cannot remove the last one (destroy does, and this "
+                        "collection does not automate it)" % ids)
+        return result
+    if not keeps_quorum(total, healthy_count, removing_healthy=removing_healthy,
+                        removing_unhealthy=len(targets) - removing_healthy):
+        left = healthy_count - removing_healthy
+        refusals.append("refusing to remove replica %s: %d of %d replicas are healthy, and after the removal %d healthy "
+                        "of %d would not be a majority. %s" % (ids, healthy_count, total, left, total - len(targets),
+                                                               EMERGENCY_REPAIR_HINT if not has_quorum(total, healthy_count) else
+                                                               "Repair or remove the unhealthy replicas first."))
+        return result
+    others_bad = [m for m in cluster.unhealthy() if not any(m is t for t in targets)]
+    if others_bad:
+        text = ("remove of replica %s while %s: the bootstrapper requires every other replica to be healthy"
+                % (ids, "; ".join(describe(m) for m in others_bad)))
+        if policy["force"]:
+            result["warnings"].append("force: " + text + " (its pre-checks are skipped)")
         else:
-            reason = "unhealthy replica"
-        if not _add_remove(steps, cluster, replica, avoid_ids, reason, refusals):
-            break
-
-    # Rule 1 and 4: join missing nodes one at a time, never next to an unhealthy replica.
-    # A node whose unhealthy replica is kept gets no second replica.
-    occupied = set(r["node"] for r in kept)
-    missing = sorted(node for node in desired if node not in keep and node not in occupied)
-    for node in missing:
-        if eligible is not None and node not in eligible:
-            refusals.append("Node %s is in the desired set but is not an eligible MKE node." % node)
-            continue
-        unhealthy = cluster.unhealthy()
-        if unhealthy and not policy["unsafe_join"]:
-            refusals.append(
-                "Cannot join %s while replica(s) %s are unhealthy: remove them first or set unsafe_join."
-                % (node, ", ".join(sorted(m["replica_id"] for m in unhealthy))))
-            continue
-        existing = _pick_existing(cluster, None, avoid_ids)
-        if existing is None:
-            refusals.append("No healthy replica to join %s from." % node)
-            continue
-        step = {"action": "join", "node": node, "reason": "node is desired but runs no healthy replica"}
-        step.update(_existing_fields(existing))
-        if unhealthy:
-            step["unsafe_join"] = True
-            warnings.append("UNSAFE: joining %s while %s are unhealthy (unsafe_join) risks split-brain and data loss."
-                            % (node, ", ".join(sorted(m["replica_id"] for m in unhealthy))))
-        steps.append(step)
-        cluster.join(node)
-        # Rule 8: in the pool only once healthy; a join completes only when the replica is healthy.
-        if cluster.pool is not None and node not in cluster.pool:
-            steps.append({"action": "lb_add", "node": node, "replica_id": None, "reason": "new replica is healthy"})
-            cluster.pool.add(node)
-
-    # Rule 10: healthy replicas outside the desired set leave only when scale-down is allowed.
-    for replica in extras:
-        if replica["node"] in desired:
-            why = "second healthy replica on node %s" % replica["node"]
-        else:
-            why = "node %s is not in the desired set" % replica["node"]
-        if not policy["allow_scale_down"]:
-            result["skipped"].append({"action": "remove", "replica_id": replica["replica_id"],
-                                      "node": replica["node"], "reason": why + "; needs allow_scale_down"})
-            warnings.append("Not removing healthy replica %s (%s): scale-down needs allow_scale_down."
-                            % (replica["replica_id"], why))
-            continue
-        if not _add_remove(steps, cluster, replica, avoid_ids, "scale-down: " + why, refusals):
-            break
-
-    # LB drift: healthy replicas missing from the pool, members that are not replicas any more.
-    if cluster.pool is not None:
-        replica_nodes = set(m["node"] for m in cluster.members if m["node"])
-        healthy_nodes = set(m["node"] for m in cluster.healthy() if m["node"])
-        for node in sorted(healthy_nodes - cluster.pool):
-            steps.append({"action": "lb_add", "node": node, "replica_id": _id_on(cluster, node),
-                          "reason": "healthy replica missing from the pool"})
-            cluster.pool.add(node)
-        for node in sorted(cluster.pool - replica_nodes):
-            steps.append({"action": "lb_remove", "node": node, "replica_id": None,
-                          "reason": "pool member runs no replica"})
-            cluster.pool.discard(node)
-
-    return _finish(result, steps, cluster, policy)
-
-
-def _id_on(cluster, node):
-    for member in cluster.members:
-        if member["node"] == node and member["healthy"]:
-            return member["replica_id"]
-    return None
-
-
-def _add_remove(steps, cluster, replica, avoid_ids, reason, refusals):
-    """Append the remove (with its LB drain); False when it would break quorum (rule 6)."""
-    member = None
-    for candidate in cluster.members:
-        if candidate["replica_id"] == replica["replica_id"]:
-            member = candidate
-    others_unhealthy = [m["replica_id"] for m in cluster.unhealthy() if m is not member]
-    if member["healthy"] and others_unhealthy:
-        # The bootstrapper's remove: "All other replicas must be healthy and will remain healthy".
-        refusals.append("Not removing healthy replica %s while replica(s) %s are unhealthy."
-                        % (member["replica_id"], ", ".join(sorted(others_unhealthy))))
-        return False
-    removing_healthy = 1 if member["healthy"] else 0
-    removing_unhealthy = 1 if member["member"] and not member["healthy"] else 0
-    if not keeps_quorum(cluster.total(), len(cluster.healthy()),
-                        removing_healthy=removing_healthy, removing_unhealthy=removing_unhealthy):
-        refusals.append("Removing replica %s would leave %d healthy of %d replicas, below the majority of %d."
-                        % (member["replica_id"], len(cluster.healthy()) - removing_healthy,
-                           cluster.total() - 1, majority(max(cluster.total() - 1, 0))))
-        return False
-    existing = _pick_existing(cluster, member, avoid_ids)
-    if existing is None:
-        refusals.append("No healthy replica other than %s to run the remove from." % member["replica_id"])
-        return False
-    node = member["node"]
-    # Rule 8: drain and leave the pool before the remove, unless another replica still serves the node.
-    if cluster.pool is not None and node in cluster.pool and not _other_on(cluster, member):
-        steps.append({"action": "lb_remove", "node": node, "replica_id": member["replica_id"],
-                      "reason": "drain before removing the replica"})
-        cluster.pool.discard(node)
-    step = {"action": "remove", "replica_id": member["replica_id"], "node": node, "reason": reason}
-    step.update(_existing_fields(existing))
-    steps.append(step)
-    cluster.remove(member)
-    return True
-
-
-def _other_on(cluster, member):
-    return any(m is not member and m["node"] == member["node"] and m["healthy"] for m in cluster.members)
-
-
-def _finish(result, steps, cluster, policy):
-    final = cluster.total()
-    result["final_count"] = final
-    result["final_nodes"] = sorted(m["node"] for m in cluster.members if m["node"] and m["member"])
-    # Rule 5: only the end state must be odd; 1 -> 3 passes through 2 for a moment.
-    if final % 2 == 0 and final > 0 and not policy["allow_even"]:
-        result["refusals"].append(
-            "The plan ends with %d replicas, an even number that tolerates no more failures than %d; "
-            "change the desired set or set allow_even." % (final, final - 1))
-    if final > policy["max_replicas"]:
-        result["warnings"].append("The plan ends with %d replicas, above %d: replication slows every write."
-                                  % (final, policy["max_replicas"]))
-    if result["refusals"]:
-        result["blocked_actions"] = steps
-    else:
-        result["actions"] = steps
+            refusals.append("refusing the " + text + " (remove them together, or set force)")
+    existing, why = pick_existing(cluster, exclude=[t["replica_id"] for t in targets], avoid=avoid,
+                                  wanted=wanted_existing)
+    if why:
+        refusals.append(why)
+    result["existing"] = existing
     return result
 
 
-def _plan_install(result, desired, policy, eligible, lb_pool):
-    if not policy["allow_install"]:
-        result["refusals"].append("No replica exists; installing a new MSR needs allow_install.")
-        return result
-    bad = [node for node in desired if eligible is not None and node not in eligible]
-    for node in bad:
-        result["refusals"].append("Node %s is in the desired set but is not an eligible MKE node." % node)
-    cluster = _Cluster([], lb_pool)
-    steps = []
-    for node in desired:
-        if not cluster.members:
-            steps.append({"action": "install", "node": node, "reason": "no replica exists"})
-        else:
-            step = {"action": "join", "node": node, "reason": "node is desired but runs no healthy replica"}
-            step.update(_existing_fields(cluster.members[0]))
-            steps.append(step)
-        cluster.join(node)
-        if cluster.pool is not None and node not in cluster.pool:
-            steps.append({"action": "lb_add", "node": node, "replica_id": None, "reason": "new replica is healthy"})
-            cluster.pool.add(node)
-    if cluster.pool is not None:
-        for node in sorted(cluster.pool - set(desired)):
-            steps.append({"action": "lb_remove", "node": node, "replica_id": None,
-                          "reason": "pool member runs no replica"})
-            cluster.pool.discard(node)
-    return _finish(result, steps, cluster, policy)
+def backup_gate(cluster, wanted=None):
+    """(member, refusal): the replica a backup reads from (msr2.md 1.11).
 
-
-def _plan_quorum_lost(result, replicas, desired, policy):
-    """Rule 7: explain and stop; emergency repair only with two separate explicit flags."""
-    healthy = sorted((r for r in replicas if r["healthy"]),
-                     key=lambda r: (r["node"] not in desired, r["replica_id"]))
-    q = result["quorum"]
-    detail = "%d of %d replicas are healthy, %d are needed." % (q["healthy"], q["size"], q["majority"])
-    if not (policy["emergency_repair"] and policy["emergency_repair_confirmed"]):
-        result["refusals"].append(detail + " " + EMERGENCY_REPAIR_HINT)
-        return result
-    if not healthy:
-        result["refusals"].append(detail + " No healthy replica survives: emergency-repair is impossible; "
-                                  "restore from a backup.")
-        return result
-    survivor = healthy[0]
-    result["actions"] = [{
-        "action": "emergency_repair",
-        "existing_replica_id": survivor["replica_id"],
-        "existing_node": survivor["node"],
-        "reason": detail + " Emergency repair keeps only this replica; re-plan afterwards to join the others.",
-    }]
-    result["warnings"].append("Emergency repair confirmed: every replica except %s leaves the cluster."
-                              % survivor["replica_id"])
-    result["final_count"] = 1
-    result["final_nodes"] = [survivor["node"]]
-    return result
+    backup reads RethinkDB through --existing-replica-id, so it needs a known membership, a healthy
+    majority and a healthy member; by default the same one every run, as the docs advise.
+    """
+    if not cluster.status_available:
+        return None, ("refusing to back up: no replica answered cluster_status, so the membership and the "
+                      "quorum of the cluster are unknown")
+    q = cluster.quorum()
+    if not q["has_quorum"]:
+        return None, ("refusing to back up: only %d of %d replicas are healthy and %d are needed for quorum; the "
+                      "bootstrapper cannot read the database without a healthy majority. %s"
+                      % (q["healthy"], q["size"], q["majority"], EMERGENCY_REPAIR_HINT))
+    return pick_existing(cluster, wanted=wanted, label="replica_id")

@@ -18,6 +18,8 @@ description:
     and the current issues, in one call.
   - Uses only HTTPS APIs (MKE, then each replica's C(/_ping) and one replica's C(cluster_status)). It never
     opens an SSH connection to the nodes.
+  - Reports TLS and connection failures of single replicas as issues, not as a failure of the module (only
+    an MKE failure fails it, since without MKE nothing can be read).
 author:
   - msr.replicas contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -26,8 +28,9 @@ extends_documentation_fragment:
   - msr.replicas.attributes.actiongroup_msr
   - msr.replicas.attributes.info_module
 notes:
-  - A replica is C(healthy) when its container runs, its C(/_ping) answers 200 and C(replica_health)
-    reports C(OK) for it.
+  - A replica is C(healthy) when its container runs on a ready MKE node, its C(/_ping) answers 200 and
+    C(replica_health) reports C(OK) for it. The top-level RV(healthy) is the collection's one health predicate,
+    the one its modules and playbooks wait for and gate on.
 """
 
 EXAMPLES = r"""
@@ -61,6 +64,48 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+healthy:
+  description:
+    - The cluster is all-OK - membership known, every replica healthy, no critical MSR issue. The same predicate
+      the replica module waits for before and after every change.
+  returned: success
+  type: bool
+problems:
+  description: Why RV(healthy) is false, one text per problem (empty when healthy).
+  returned: success
+  type: list
+  elements: str
+status_available:
+  description: Some replica answered C(cluster_status); without it membership and quorum are unknown.
+  returned: success
+  type: bool
+version:
+  description: The MSR version of the replicas, null when they differ or none is seen.
+  returned: success
+  type: str
+  sample: 2.9.16
+current_issues:
+  description: MSR's own C(current_issues) (C(critical), C(description)) as the answering replica reports them.
+  returned: success
+  type: list
+  elements: dict
+mke:
+  description: MKE's scheduling settings from C(/api/ucp/config-toml) (C([scheduling_configuration])).
+  returned: success
+  type: dict
+  contains:
+    admin_scheduling:
+      description: C(enable_admin_ucp_scheduling) (MSR install, join and backup need it true); null when unknown.
+      type: bool
+      returned: always
+    user_scheduling:
+      description: C(enable_user_ucp_scheduling); null when unknown.
+      type: bool
+      returned: always
+    error:
+      description: Why the settings could not be read.
+      type: str
+      returned: always
 nodes:
   description: MKE nodes.
   returned: success
@@ -77,6 +122,7 @@ nodes:
     message: {description: MKE health text, type: str, returned: always}
     leader: {description: Whether the node is the swarm leader, type: bool, returned: always}
     reachability: {description: Manager reachability, type: str, returned: always}
+    replica_id: {description: "The replica on the node, null when none", type: str, returned: always}
   sample:
     - {name: worker-1, id: stn47x52941yu9b8752fadmqv, role: worker, state: ready, availability: active,
        address: 172.31.16.116, labels: {}, message: Healthy MKE worker, leader: false, reachability: null}
@@ -87,6 +133,23 @@ replicas:
   elements: dict
   contains:
     id: {description: 12-hex replica ID, type: str, returned: always}
+    state:
+      description:
+        - C(healthy); C(unhealthy); C(unreachable) (its MKE node is down or cannot be reached - it may come back with
+          its containers); C(ghost) (a member without containers while MKE reaches every node - certainly dead,
+          C(remove) it); C(partial) (containers but not a member - C(destroy) it).
+      type: str
+      returned: always
+      choices: [healthy, unhealthy, unreachable, ghost, partial]
+    detail: {description: "Why the state is not healthy, null when healthy", type: str, returned: always}
+    address: {description: Address of the replica's MKE node, type: str, returned: always}
+    http_port: {description: "Published HTTP port (dtr-nginx), null when unknown", type: int, returned: always}
+    https_port: {description: "Published HTTPS port (dtr-nginx), null when unknown", type: int, returned: always}
+    image: {description: Image of the C(dtr-rethinkdb) container, type: str, returned: always}
+    timestamp:
+      description: When the replica last reported its health (C(replica_timestamp)).
+      type: str
+      returned: always
     node: {description: "MKE node of the replica, null for a ghost", type: str, returned: always}
     version: {description: MSR version (label C(com.docker.dtr.version)), type: str, returned: always}
     health: {description: "C(OK), the replica_health message, C(not in cluster_status) or C(unknown)", type: str, returned: always}
@@ -94,7 +157,10 @@ replicas:
     ping: {description: "HTTP status of the replica's C(/_ping), null when unreachable", type: int, returned: always}
     ping_error: {description: Why C(/_ping) failed, type: str, returned: always}
     ghost: {description: In C(cluster_status) but without containers, type: bool, returned: always}
-    in_cluster_status: {description: Listed in C(replica_health), type: bool, returned: always}
+    in_cluster_status:
+      description: Listed in C(replica_health); null when no replica answered.
+      type: bool
+      returned: always
     url: {description: Address used to reach the replica, type: str, returned: always}
     container_state: {description: State of the C(dtr-rethinkdb) container, type: str, returned: always}
     node_exists: {description: Whether MKE lists the node, type: bool, returned: always}
@@ -120,10 +186,15 @@ quorum:
     healthy: {description: Healthy members, type: int, returned: always}
     majority: {description: Members needed for quorum, type: int, returned: always}
     failures_tolerated: {description: Members that may fail without losing quorum, type: int, returned: always}
-    has_quorum: {description: Whether the healthy members are a majority, type: bool, returned: always}
+    has_quorum:
+      description: Whether the healthy members are a majority; null when membership is unknown (no cluster_status).
+      type: bool
+      returned: always
   sample: {size: 3, healthy: 3, majority: 2, failures_tolerated: 1, has_quorum: true}
 issues:
-  description: Current issues reported by MSR plus derived ones (ghosts, partial joins, even count, filesystem storage with several replicas, quorum loss).
+  description:
+    - Current issues reported by MSR plus derived ones (ghosts, unreachable replicas, partial joins, even count,
+      filesystem storage with several replicas, quorum loss).
   returned: success
   type: list
   elements: dict

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: replica
-short_description: Join, install or remove one MSR 2.x replica on an MKE node
+short_description: Join, install, remove or destroy one MSR 2.x replica on an MKE node
 version_added: 0.1.0
 description:
   - Makes sure an MKE node runs an MSR (ex DTR) replica (O(state=present)) or does not (O(state=absent)).
@@ -19,11 +19,19 @@ description:
     O(docker_host). The bootstrapper acts through MKE, so it can run on any MKE node.
   - The MKE password and CA reach the bootstrapper only through its environment (C(UCP_PASSWORD),
     C(UCP_CA)); the returned O(ignore:cmd) never contains them.
-  - Joins only while every replica is healthy (unless O(unsafe_join=true)), always from a healthy replica
-    that is not the one being removed, and waits for the new replica's C(/_ping) and an all-OK
-    C(cluster_status). A failed join is cleaned up (C(remove), then C(destroy) of the new replica ID), or
-    the module reports exactly what is left and how to clear it.
-  - Removing refuses to break quorum (see the emergency-repair runbook when quorum is already lost).
+  - Every decision is taken by the collection's safety gates (the same ones its planner and playbooks
+    use), so check mode predicts each refusal of a real run.
+  - Joins only on a ready, active MKE B(worker), only while the whole cluster is all-OK (every replica
+    healthy, membership known, no critical MSR issue; unless O(unsafe_join=true)), always from a healthy
+    replica, and waits for the new replica's C(/_ping) and an all-OK cluster. A failed join is cleaned up
+    (C(remove), then C(destroy) of the new replica ID), or the module reports exactly what is left and how
+    to clear it.
+  - A partial join (containers on the node, not a cluster member) is cleared with C(destroy) of its ID
+    (never C(remove), which the bootstrapper rejects for it), then, for O(state=present), the join runs.
+  - Removing needs a known membership (some replica answers C(cluster_status)), a healthy replica that
+    stays, every other replica healthy (the bootstrapper's own pre-check; O(force) skips it) and a
+    healthy majority afterwards (never skipped). It then waits for the replica to leave and for an all-OK
+    cluster. See the emergency-repair runbook when quorum is already lost.
 author:
   - msr.replicas contributors (!UNKNOWN)
 requirements:
@@ -37,8 +45,9 @@ attributes:
   check_mode:
     support: full
     details:
-      - Check mode reads the cluster and predicts C(changed), the diff, the bootstrapper command and the
-        refusals exactly as a real run would, without running anything.
+      - Check mode reads the cluster and predicts C(changed), the diff, the bootstrapper commands and the
+        refusals exactly as a real run would, without running anything. A replica ID the real run would
+        generate shows as C(<new replica id>), so check mode prints the same on every run.
   diff_mode:
     support: full
   idempotent:
@@ -52,7 +61,8 @@ options:
   state:
     description:
       - V(present) joins a replica to O(node) when it has none (or installs the first replica with O(install=true)).
-      - V(absent) removes the replica on O(node), or the replica O(replica_id).
+      - V(absent) removes the replica on O(node), or the replica O(replica_id) (or the replicas O(replica_ids));
+        a partial join is destroyed instead.
     type: str
     choices: [present, absent]
     default: present
@@ -77,6 +87,13 @@ options:
       - 12 hexadecimal characters. With O(state=present), the ID for the new replica (default random; the module
         always passes one so that a failed join can be cleaned up). With O(state=absent), the replica to remove.
     type: str
+  replica_ids:
+    description:
+      - With O(state=absent), several replicas to remove with one C(remove --replica-ids a,b). The bootstrapper
+        removes a replica only while every other one is healthy, so two unhealthy replicas can only go together.
+      - Mutually exclusive with O(replica_id).
+    type: list
+    elements: str
   install:
     description:
       - Allow C(install) of the first replica when the cluster has none. Without it, O(state=present) fails on
@@ -117,8 +134,9 @@ options:
     type: int
   force:
     description:
-      - Pass C(--force) to C(remove) (skip the bootstrapper's pre-checks; MSR 2.9 or later). The module's own
-        quorum guard still applies.
+      - Pass C(--force) to C(remove) (skip the bootstrapper's pre-checks; MSR 2.9 or later), and allow removing a
+        replica while another one is unhealthy (the module warns). The quorum guard is never skipped, and a
+        removal still needs a known membership.
     type: bool
     default: false
   debug:
@@ -128,8 +146,10 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds to wait after a join or install for the replica's C(/_ping) 200 and an all-OK C(cluster_status),
-        and after a remove for the replica to leave the cluster.
+      - Seconds to wait after a join or install for the replica's C(/_ping) 200 and an all-OK cluster, after a
+        remove for the replica to leave the cluster and the rest to be all-OK, and after a destroy for its
+        containers to go. Every API request of the wait is bounded by the time left; on a timeout the message
+        says what was last seen (or the last error).
     type: int
     default: 600
   bootstrap_timeout:
@@ -206,12 +226,26 @@ action:
   returned: always
   type: str
   sample: join
-  choices: [none, join, install, remove]
+  choices: [none, join, install, remove, destroy]
 existing_replica_id:
   description: Replica whose database the bootstrapper used.
   returned: when a bootstrapper command ran or would run
   type: str
   sample: f3712d9c419a
+replica_ids:
+  description: The replicas removed or destroyed.
+  returned: when O(state=absent) changes something
+  type: list
+  elements: str
+destroyed:
+  description: Partial joins on O(node) destroyed before the join.
+  returned: when a partial join was found on O(node)
+  type: list
+  elements: str
+state:
+  description: The replica's state (C(healthy), C(unhealthy), C(unreachable), C(ghost), C(partial)); null when absent.
+  returned: always
+  type: str
 health:
   description: C(replica_health) of the replica after the run (C(OK) or the error), null when absent.
   returned: always
@@ -237,8 +271,13 @@ log:
   returned: when a bootstrapper command ran
   type: list
   elements: str
+cmds:
+  description: Every bootstrapper command of the change, in order (for example C(destroy) of a partial join, then C(join)).
+  returned: when a bootstrapper command ran or would run
+  type: list
+  elements: list
 cmd:
-  description: The equivalent docker CLI command, for the audit log. Secrets are passed as bare C(-e NAME).
+  description: The equivalent docker CLI command of the main change, for the audit log. Secrets are passed as bare C(-e NAME).
   returned: when a bootstrapper command ran or would run
   type: list
   elements: str
@@ -255,7 +294,7 @@ diff:
   description:
     - Membership of O(node) before and after (C(node), C(replica_id), C(state)).
     - For a join without O(replica_id), C(after.replica_id) is null in check mode (the ID is generated at
-      run time) and the new ID after a real run.
+      run time) and the new ID after a real run. C(before.state) is C(partial) when a partial join is replaced.
   returned: always
   type: dict
   sample: {before: {node: worker-4, replica_id: null, state: absent}, after: {node: worker-4, replica_id: null, state: present}}
@@ -284,6 +323,7 @@ def argument_spec():
         image=dict(type="str", default="mirantis/dtr"),
         existing_replica_id=dict(type="str"),
         replica_id=dict(type="str"),
+        replica_ids=dict(type="list", elements="str"),
         install=dict(type="bool", default=False),
         external_url=dict(type="str"),
         docker_host=dict(type="str", default=boot.DEFAULT_DOCKER_HOST),
@@ -303,7 +343,8 @@ def make_module():
     return AnsibleModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        required_if=[("state", "present", ["node"]), ("state", "absent", ["node", "replica_id"], True)],
+        required_if=[("state", "present", ["node"]), ("state", "absent", ["node", "replica_id", "replica_ids"], True)],
+        mutually_exclusive=[("replica_id", "replica_ids")],
     )
 
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.msr.replicas.plugins.module_utils import _topology as topo
+from ansible_collections.msr.replicas.plugins.module_utils._plan import plan
 
 A, B, C, D, E, F = ("a" * 12, "b" * 12, "c" * 12, "d" * 12, "e" * 12, "f" * 12)
 
@@ -71,7 +72,7 @@ def test_quorum_summary():
 @pytest.mark.parametrize("policy", [{"allow_scaledown": True}, {"allow_even": "yes"}, {"max_replicas": -1}])
 def test_bad_policy_is_an_error(policy):
     with pytest.raises(ValueError):
-        topo.plan(["w1"], [rep(A, "w1")], policy)
+        plan(["w1"], [rep(A, "w1")], policy)
 
 
 @pytest.mark.parametrize("observed", [
@@ -82,26 +83,26 @@ def test_bad_policy_is_an_error(policy):
 ])
 def test_bad_observed_is_an_error(observed):
     with pytest.raises(ValueError):
-        topo.plan(["w1"], observed)
+        plan(["w1"], observed)
 
 
 def test_desired_as_string_is_an_error():
     with pytest.raises(ValueError):
-        topo.plan("w1", [rep(A, "w1")])
+        plan("w1", [rep(A, "w1")])
 
 
 def test_cluster_info_shape_is_accepted():
     observed = [{"id": A, "node": "w1", "health": "OK", "version": "2.9.20", "ping": 200},
                 {"id": B, "node": "w2", "health": "replica reported health too long ago"},
                 {"id": C, "node": "w3", "health": "OK"}]
-    result = topo.plan(["w1", "w2", "w3"], observed)
+    result = plan(["w1", "w2", "w3"], observed)
     assert kinds(result["actions"]) == [("remove", "w2"), ("join", "w2")]
 
 
 # ---------------------------------------------------------------- concrete plans
 
 def test_no_op_when_converged():
-    result = topo.plan(["w1", "w2", "w3"], [rep(A, "w1"), rep(B, "w2"), rep(C, "w3")])
+    result = plan(["w1", "w2", "w3"], [rep(A, "w1"), rep(B, "w2"), rep(C, "w3")])
     assert result["actions"] == [] and result["refusals"] == [] and result["warnings"] == []
     assert result["final_count"] == 3
 
@@ -114,7 +115,7 @@ def test_no_op_when_converged():
      [("join", "w4"), ("join", "w5")]),
 ])
 def test_scale_up(desired, observed, expected):
-    result = topo.plan(desired, observed)
+    result = plan(desired, observed)
     assert result["refusals"] == []
     assert kinds(result["actions"]) == expected
     for step in result["actions"]:
@@ -125,7 +126,7 @@ def test_scale_up(desired, observed, expected):
 
 def test_replace_failed_replica_removes_before_joining():
     observed = [rep(A, "w1"), rep(B, "w2", healthy=False), rep(C, "w3")]
-    result = topo.plan(["w1", "w2", "w3"], observed)
+    result = plan(["w1", "w2", "w3"], observed)
     assert kinds(result["actions"]) == [("remove", "w2"), ("join", "w2")]
     remove, join = result["actions"]
     assert remove["replica_id"] == B and remove["existing_replica_id"] == A
@@ -135,25 +136,29 @@ def test_replace_failed_replica_removes_before_joining():
 
 def test_ghost_removed_first_by_id_only():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, None, healthy=False), rep(E, "w5", healthy=False)]
-    result = topo.plan(["w1", "w2", "w3", "w4", "w5"], observed)
+    result = plan(["w1", "w2", "w3", "w4", "w5"], observed)
     assert result["refusals"] == []
-    assert [(s["action"], s.get("replica_id")) for s in result["actions"][:2]] == [("remove", D), ("remove", E)]
-    assert result["actions"][0]["node"] is None
-    assert "ghost" in result["actions"][0]["reason"]
-    assert kinds(result["actions"][2:]) == [("join", "w4"), ("join", "w5")]
+    # One remove of both: the bootstrapper removes a replica only while every other one is healthy.
+    first = result["actions"][0]
+    assert (first["action"], first["replica_id"], first["replica_ids"]) == ("remove", D, [D, E])
+    assert first["node"] is None and first["existing_replica_id"] == A
+    assert "ghost" in first["reason"]
+    assert kinds(result["actions"][1:]) == [("join", "w4"), ("join", "w5")]
 
 
-def test_partial_join_is_removed_and_does_not_count_for_quorum():
+def test_partial_join_is_destroyed_not_removed_and_does_not_count_for_quorum():
     observed = [rep(A, "w1"), rep(B, "w2", healthy=False, in_cluster_status=False)]
-    result = topo.plan(["w1", "w2", "w3"], observed)
+    result = plan(["w1", "w2", "w3"], observed)
     assert result["quorum"]["size"] == 1 and result["quorum"]["has_quorum"]
-    assert kinds(result["actions"]) == [("remove", "w2"), ("join", "w2"), ("join", "w3")]
+    # remove would be refused by the bootstrapper (not a member): destroy clears its node (rule 12).
+    assert kinds(result["actions"]) == [("destroy", "w2"), ("join", "w2"), ("join", "w3")]
+    assert result["actions"][0]["replica_id"] == B and "existing_replica_id" not in result["actions"][0]
     assert "partial join" in result["actions"][0]["reason"]
 
 
 def test_scale_down_refused_without_policy():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, "w4"), rep(E, "w5")]
-    result = topo.plan(["w1", "w2", "w3"], observed)
+    result = plan(["w1", "w2", "w3"], observed)
     assert result["actions"] == []
     assert [s["replica_id"] for s in result["skipped"]] == [D, E]
     assert any("allow_scale_down" in w for w in result["warnings"])
@@ -162,7 +167,7 @@ def test_scale_down_refused_without_policy():
 
 def test_scale_down_with_policy_uses_a_replica_that_stays():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, "w4"), rep(E, "w5")]
-    result = topo.plan(["w3", "w4", "w5"], observed, {"allow_scale_down": True})
+    result = plan(["w3", "w4", "w5"], observed, {"allow_scale_down": True})
     assert result["refusals"] == []
     assert [(s["action"], s["replica_id"]) for s in result["actions"]] == [("remove", A), ("remove", B)]
     assert all(s["existing_replica_id"] == C for s in result["actions"])
@@ -171,7 +176,7 @@ def test_scale_down_with_policy_uses_a_replica_that_stays():
 
 def test_move_whole_cluster_joins_before_removing():
     observed = [rep(A, "w1")]
-    result = topo.plan(["w2", "w3", "w4"], observed, {"allow_scale_down": True, "allow_even": False})
+    result = plan(["w2", "w3", "w4"], observed, {"allow_scale_down": True, "allow_even": False})
     assert kinds(result["actions"]) == [("join", "w2"), ("join", "w3"), ("join", "w4"), ("remove", "w1")]
     last = result["actions"][-1]
     # The only known replica is the one removed: the remove runs from a replica joined in this plan.
@@ -185,7 +190,7 @@ def test_move_whole_cluster_joins_before_removing():
     (["w1", "w2", "w3"], [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, "w4")], {}, True),
 ])
 def test_even_final_count_is_refused(desired, observed, policy, refused):
-    result = topo.plan(desired, observed, policy)
+    result = plan(desired, observed, policy)
     assert bool(result["refusals"]) is refused
     if refused:
         assert "even" in result["refusals"][0]
@@ -197,7 +202,7 @@ def test_even_final_count_is_refused(desired, observed, policy, refused):
 
 def test_above_seven_warns():
     nodes = ["w%d" % i for i in range(9)]
-    result = topo.plan(nodes, [rep(A, "w0")])
+    result = plan(nodes, [rep(A, "w0")])
     assert result["refusals"] == []
     assert any("above 7" in w for w in result["warnings"])
     assert result["final_count"] == 9
@@ -209,7 +214,7 @@ def test_above_seven_warns():
     [rep(A, "w1"), rep(B, "w2"), rep(C, None, healthy=False), rep(D, None, healthy=False)],
 ])
 def test_quorum_lost_refuses_and_points_at_runbook(observed):
-    result = topo.plan(["w1", "w2", "w3"], observed)
+    result = plan(["w1", "w2", "w3"], observed)
     assert result["actions"] == [] and result["blocked_actions"] == []
     assert len(result["refusals"]) == 1
     assert "emergency-repair" in result["refusals"][0]
@@ -219,14 +224,14 @@ def test_quorum_lost_refuses_and_points_at_runbook(observed):
 @pytest.mark.parametrize("policy", [{"emergency_repair": True}, {"emergency_repair_confirmed": True}])
 def test_emergency_repair_needs_both_flags(policy):
     observed = [rep(A, "w1"), rep(B, "w2", healthy=False), rep(C, "w3", healthy=False)]
-    result = topo.plan(["w1", "w2", "w3"], observed, policy)
+    result = plan(["w1", "w2", "w3"], observed, policy)
     assert result["actions"] == [] and result["refusals"]
 
 
 def test_emergency_repair_with_both_flags_keeps_a_healthy_desired_replica():
     observed = [rep(A, "w9"), rep(B, "w2"), rep(C, "w3", healthy=False), rep(D, "w4", healthy=False),
                 rep(E, "w5", healthy=False)]
-    result = topo.plan(["w2", "w3", "w4"], observed, {"emergency_repair": True, "emergency_repair_confirmed": True})
+    result = plan(["w2", "w3", "w4"], observed, {"emergency_repair": True, "emergency_repair_confirmed": True})
     assert result["refusals"] == []
     assert result["actions"] == [{"action": "emergency_repair", "existing_replica_id": B, "existing_node": "w2",
                                   "reason": result["actions"][0]["reason"]}]
@@ -235,31 +240,31 @@ def test_emergency_repair_with_both_flags_keeps_a_healthy_desired_replica():
 
 def test_emergency_repair_impossible_without_survivor():
     observed = [rep(A, "w1", healthy=False), rep(B, "w2", healthy=False)]
-    result = topo.plan(["w1", "w2", "w3"], observed, {"emergency_repair": True, "emergency_repair_confirmed": True})
+    result = plan(["w1", "w2", "w3"], observed, {"emergency_repair": True, "emergency_repair_confirmed": True})
     assert result["actions"] == [] and "backup" in result["refusals"][0]
 
 
 def test_empty_desired_is_refused_not_remove_all():
-    result = topo.plan([], [rep(A, "w1"), rep(B, "w2"), rep(C, "w3")], {"allow_scale_down": True})
+    result = plan([], [rep(A, "w1"), rep(B, "w2"), rep(C, "w3")], {"allow_scale_down": True})
     assert result["actions"] == [] and result["blocked_actions"] == []
     assert "empty" in result["refusals"][0]
 
 
 def test_install_needs_policy():
-    assert topo.plan(["w1"], [])["refusals"]
-    result = topo.plan(["w2", "w1", "w3"], [], {"allow_install": True})
+    assert plan(["w1"], [])["refusals"]
+    result = plan(["w2", "w1", "w3"], [], {"allow_install": True})
     assert kinds(result["actions"]) == [("install", "w1"), ("join", "w2"), ("join", "w3")]
     assert result["actions"][1]["existing_node"] == "w1"
 
 
 def test_no_member_known_refuses_instead_of_installing():
     observed = [rep(A, "w1", healthy=False, in_cluster_status=False)]
-    result = topo.plan(["w1"], observed, {"allow_install": True})
+    result = plan(["w1"], observed, {"allow_install": True})
     assert result["actions"] == [] and result["refusals"]
 
 
 def test_ineligible_node_is_refused():
-    result = topo.plan(["w1", "w2", "m1"], [rep(A, "w1")], eligible=["w1", "w2", "w3"])
+    result = plan(["w1", "w2", "m1"], [rep(A, "w1")], eligible=["w1", "w2", "w3"])
     assert result["actions"] == []
     assert any("m1" in r for r in result["refusals"])
 
@@ -267,10 +272,10 @@ def test_ineligible_node_is_refused():
 def test_keep_unhealthy_blocks_joins_unless_unsafe_join():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3", healthy=False)]
     desired = ["w1", "w2", "w3", "w4", "w5"]
-    blocked = topo.plan(desired, observed, {"remove_unhealthy": False})
+    blocked = plan(desired, observed, {"remove_unhealthy": False})
     assert blocked["actions"] == []
     assert any("unhealthy" in r for r in blocked["refusals"])
-    unsafe = topo.plan(desired, observed, {"remove_unhealthy": False, "unsafe_join": True})
+    unsafe = plan(desired, observed, {"remove_unhealthy": False, "unsafe_join": True})
     assert kinds(unsafe["actions"]) == [("join", "w4"), ("join", "w5")]
     assert all(s["unsafe_join"] for s in unsafe["actions"])
     assert any("UNSAFE" in w for w in unsafe["warnings"])
@@ -280,23 +285,23 @@ def test_scale_down_next_to_an_unhealthy_replica_is_refused():
     # 3 members, one unhealthy and kept: removing a healthy one would leave 1 healthy of 2, and the
     # bootstrapper wants every other replica healthy for a remove anyway.
     observed = [rep(A, "w1"), rep(B, "w2", healthy=False), rep(C, "w3")]
-    result = topo.plan(["w1", "w2"], observed, {"remove_unhealthy": False, "allow_scale_down": True,
-                                                "allow_even": True})
+    result = plan(["w1", "w2"], observed, {"remove_unhealthy": False, "allow_scale_down": True, "allow_even": True})
     assert result["actions"] == [] and result["blocked_actions"] == []
-    assert any(r.startswith("Not removing healthy replica " + C) for r in result["refusals"])
+    assert any(r.startswith("refusing to remove replica %s: 2 of 3 replicas are healthy" % C)
+               for r in result["refusals"]), result["refusals"]
 
 
 def test_removing_the_last_replica_is_refused():
     # A desired set elsewhere with an ineligible node: the only replica must not go.
-    result = topo.plan(["w2"], [rep(A, "w1")], {"allow_scale_down": True}, eligible=["w1"])
+    result = plan(["w2"], [rep(A, "w1")], {"allow_scale_down": True}, eligible=["w1"])
     assert result["actions"] == []
     assert all(s["action"] != "remove" for s in result["blocked_actions"])
-    assert any("below the majority" in r for r in result["refusals"])
+    assert any("is the last replica" in r for r in result["refusals"]), result["refusals"]
 
 
 def test_duplicate_healthy_replica_on_a_node_is_an_extra():
     observed = [rep(A, "w1"), rep(B, "w1"), rep(C, "w2"), rep(D, "w3")]
-    result = topo.plan(["w1", "w2", "w3"], observed, {"allow_scale_down": True})
+    result = plan(["w1", "w2", "w3"], observed, {"allow_scale_down": True})
     assert [(s["action"], s["replica_id"]) for s in result["actions"]] == [("remove", B)]
 
 
@@ -304,26 +309,25 @@ def test_duplicate_healthy_replica_on_a_node_is_an_extra():
 
 def test_lb_drain_before_remove_and_add_after_join():
     observed = [rep(A, "w1"), rep(B, "w2", healthy=False), rep(C, "w3")]
-    result = topo.plan(["w1", "w2", "w3"], observed, lb_pool=["w1", "w2", "w3"])
+    result = plan(["w1", "w2", "w3"], observed, lb_pool=["w1", "w2", "w3"])
     assert kinds(result["actions"]) == [("lb_remove", "w2"), ("remove", "w2"), ("join", "w2"), ("lb_add", "w2")]
 
 
 def test_lb_drift_fixes():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3")]
-    result = topo.plan(["w1", "w2", "w3"], observed, lb_pool=["w1", "w9"])
+    result = plan(["w1", "w2", "w3"], observed, lb_pool=["w1", "w9"])
     assert kinds(result["actions"]) == [("lb_add", "w2"), ("lb_add", "w3"), ("lb_remove", "w9")]
     assert result["actions"][0]["replica_id"] == B
 
 
 def test_lb_scale_down_drains_first():
     observed = [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, "w4"), rep(E, "w5")]
-    result = topo.plan(["w1", "w2", "w3"], observed, {"allow_scale_down": True},
-                       lb_pool=["w1", "w2", "w3", "w4", "w5"])
+    result = plan(["w1", "w2", "w3"], observed, {"allow_scale_down": True}, lb_pool=["w1", "w2", "w3", "w4", "w5"])
     assert kinds(result["actions"]) == [("lb_remove", "w4"), ("remove", "w4"), ("lb_remove", "w5"), ("remove", "w5")]
 
 
 def test_no_lb_actions_without_pool():
-    result = topo.plan(["w1", "w2", "w3"], [rep(A, "w1")])
+    result = plan(["w1", "w2", "w3"], [rep(A, "w1")])
     assert all(not s["action"].startswith("lb_") for s in result["actions"])
 
 
@@ -347,6 +351,9 @@ def scenarios(draw):
             item["in_cluster_status"] = False
         if draw(st.integers(0, 9)) == 0:
             item["ghost"] = True
+        if draw(st.integers(0, 9)) == 0:
+            states = topo.STATES if item["node"] else ("ghost", "unreachable")
+            item = {"replica_id": rid, "node": item["node"], "state": draw(st.sampled_from(states))}
         observed.append(item)
     desired = draw(st.lists(st.sampled_from(NODES), unique=True, max_size=7))
     policy = {key: draw(st.booleans()) for key in
@@ -387,18 +394,25 @@ def simulate(desired, observed, policy, lb_pool, result):
             assert not members and policy["allow_install"]
             members.append({"replica_id": None, "node": step["node"], "healthy": True, "ghost": False,
                             "member": True})
-        elif action == "remove":
+        elif action == "destroy":
             target = [m for m in members if m["replica_id"] == step["replica_id"]]
-            assert len(target) == 1
-            target = target[0]
-            existing(step, target)
-            if target["healthy"]:
-                assert policy["allow_scale_down"], "healthy replica removed without allow_scale_down"
-                assert all(m["healthy"] for m in members if m is not target)
-            if pool is not None and target["node"] in pool:
-                assert any(m is not target and m["node"] == target["node"] and m["healthy"] for m in members), \
-                    "removed while still in the LB pool"
-            members.remove(target)
+            assert len(target) == 1 and not target[0]["member"], "destroy of a member leaves a ghost: %s" % step
+            members.remove(target[0])
+        elif action == "remove":
+            targets = [m for m in members if m["replica_id"] in step["replica_ids"]]
+            assert len(targets) == len(step["replica_ids"]) and step["replica_id"] == step["replica_ids"][0]
+            assert all(t["member"] for t in targets), "remove of a partial join: %s" % step
+            for target in targets:
+                existing(step, target)
+                if target["healthy"]:
+                    assert policy["allow_scale_down"], "healthy replica removed without allow_scale_down"
+                if pool is not None and target["node"] in pool:
+                    assert any(m not in targets and m["node"] == target["node"] and m["healthy"] for m in members), \
+                        "removed while still in the LB pool"
+            # The bootstrapper's pre-check: every other replica is healthy.
+            assert all(m["healthy"] for m in members if m not in targets and m["member"]), step
+            for target in targets:
+                members.remove(target)
             total = len([m for m in members if m["member"]])
             healthy = len([m for m in members if m["healthy"]])
             assert total > 0 and healthy >= topo.majority(total), "quorum lost after removing %s" % step
@@ -422,7 +436,7 @@ def simulate(desired, observed, policy, lb_pool, result):
 @given(scenarios())
 def test_plan_properties(scenario):
     desired, observed, policy, lb_pool, eligible = scenario
-    result = topo.plan(desired, observed, policy, eligible=eligible, lb_pool=lb_pool)
+    result = plan(desired, observed, policy, eligible=eligible, lb_pool=lb_pool)
     members, pool = simulate(desired, observed, topo.normalize_policy(policy), lb_pool, result)
     final = len([m for m in members if m["member"]])
     if result["actions"] and result["actions"][0]["action"] == "emergency_repair":
@@ -455,9 +469,9 @@ def test_plan_properties(scenario):
 @given(scenarios())
 def test_plan_is_deterministic_and_order_independent(scenario):
     desired, observed, policy, lb_pool, eligible = scenario
-    first = topo.plan(desired, observed, policy, eligible=eligible, lb_pool=lb_pool)
-    again = topo.plan(list(reversed(desired)), list(reversed(observed)), policy, eligible=eligible,
-                      lb_pool=None if lb_pool is None else list(reversed(lb_pool)))
+    first = plan(desired, observed, policy, eligible=eligible, lb_pool=lb_pool)
+    again = plan(list(reversed(desired)), list(reversed(observed)), policy, eligible=eligible,
+                 lb_pool=None if lb_pool is None else list(reversed(lb_pool)))
     assert first == again
 
 

@@ -41,6 +41,7 @@ class FakeMke:
 
 class FakeMsr:
     pings = {}
+    health = {}
     status = "msr_cluster_status.json"
     storage_doc = "msr_storage_s3.json"
     asked = []
@@ -55,7 +56,9 @@ class FakeMsr:
         FakeMsr.asked.append(self.url)
         if FakeMsr.status is None:
             raise MsrError("MSR replica %s answered GET /api/v0/meta/cluster_status with HTTP 500" % self.url)
-        return parse_cluster_status(fx(FakeMsr.status))
+        doc = fx(FakeMsr.status)
+        doc["replica_health"].update(FakeMsr.health)
+        return parse_cluster_status(doc)
 
     def storage(self):
         return parse_storage(fx(FakeMsr.storage_doc))
@@ -64,6 +67,7 @@ class FakeMsr:
 @pytest.fixture(autouse=True)
 def reset():
     FakeMsr.pings, FakeMsr.status, FakeMsr.storage_doc, FakeMsr.asked = {}, "msr_cluster_status.json", "msr_storage_s3.json", []
+    FakeMsr.health = {}
 
 
 def kinds(view):
@@ -81,7 +85,13 @@ def test_healthy_three_replicas():
     assert view["storage"]["driver"] == "s3"
     # Only the documented non-critical current issue.
     assert kinds(view) == ["current_issue"] and view["issues"][0]["severity"] == "warning"
-    assert _cluster.cluster_healthy(view)
+    assert view["healthy"] is True and view["problems"] == [] and view["status_available"] is True
+    assert [r["state"] for r in view["replicas"]] == ["healthy"] * 3
+    r = view["replicas"][1]
+    assert (r["address"], r["https_port"], r["version"]) == ("172.31.16.122", 4443, "2.9.16")
+    assert view["version"] == "2.9.16"
+    assert [n.get("replica_id") for n in view["nodes"] if n["role"] == "worker"][:3] == [
+        "f2277ad178f7", "f3712d9c419a", "f58cf364e3df"]
 
 
 def test_ghost_and_partial_join_and_unhealthy():
@@ -89,16 +99,41 @@ def test_ghost_and_partial_join_and_unhealthy():
         {"Names": ["/worker-4/dtr-rethinkdb-0a1b2c3d4e5f"], "State": "running",
          "Labels": {"com.docker.dtr.replica": "0a1b2c3d4e5f", "com.docker.dtr.version": "2.9.16"}}]
     FakeMsr.pings = {"https://172.31.16.122:4443": {"status": 503, "healthy": False, "error": "rethinkdb"}}
+    FakeMsr.health = {"f58cf364e3df": "Replica reported health too long ago: 2026-12-01T10:00:00Z"}
     view = _cluster.observe(FakeMke(containers), FakeMsr)
     by_id = dict((r["id"], r) for r in view["replicas"])
     assert by_id["f58cf364e3df"]["ghost"] and by_id["f58cf364e3df"]["node"] is None
     assert not by_id["0a1b2c3d4e5f"]["in_cluster_status"] and by_id["0a1b2c3d4e5f"]["health"] == "not in cluster_status"
     assert not by_id["f3712d9c419a"]["healthy"] and by_id["f3712d9c419a"]["ping"] == 503
-    assert {"ghost_replica", "not_in_cluster_status", "ping_failed", "quorum_lost"} <= set(kinds(view))
+    assert {"ghost_replica", "partial_join", "ping_failed", "quorum_lost"} <= set(kinds(view))
+    assert [by_id[r]["state"] for r in ("0a1b2c3d4e5f", "f2277ad178f7", "f3712d9c419a", "f58cf364e3df")] == [
+        "partial", "healthy", "unhealthy", "ghost"]
+    assert view["healthy"] is False
     # Members are the replica_health keys: 3, of which only f2277ad178f7 is healthy.
     assert view["quorum"]["size"] == 3 and view["quorum"]["healthy"] == 1 and not view["quorum"]["has_quorum"]
     # cluster_status is asked from a replica whose /_ping is 200 first.
     assert FakeMsr.asked[0] != "https://172.31.16.122:4443"
+
+
+def test_member_without_containers_that_reports_ok_is_unreachable_not_a_ghost():
+    # MKE lists no container of f58cf364e3df, yet its own health report is OK: MKE cannot reach its node
+    # (a partition still inside MKE's heartbeat delay). It may come back with its data: not a ghost.
+    containers = fx("mke_containers_rethinkdb.json")[:2]
+    view = _cluster.observe(FakeMke(containers), FakeMsr)
+    r = [r for r in view["replicas"] if r["id"] == "f58cf364e3df"][0]
+    assert (r["state"], r["ghost"], r["node"]) == ("unreachable", False, None)
+    assert "replica_unreachable" in kinds(view) and "ghost_replica" not in kinds(view)
+    assert view["quorum"]["has_quorum"] is True and view["healthy"] is False
+
+
+def test_replica_on_a_down_node_is_unreachable(monkeypatch):
+    nodes = FakeMke().nodes()
+    nodes[3]["state"] = "down"            # worker-3, whose containers MKE then no longer lists
+    monkeypatch.setattr(FakeMke, "nodes", lambda self: nodes)
+    FakeMsr.health = {"f58cf364e3df": "Rethink replica is currently in state: disconnected"}
+    view = _cluster.observe(FakeMke(fx("mke_containers_rethinkdb.json")[:2]), FakeMsr)
+    r = [r for r in view["replicas"] if r["id"] == "f58cf364e3df"][0]
+    assert r["state"] == "unreachable" and "MKE cannot reach node(s) worker-3" in r["detail"]
 
 
 def test_even_count_and_filesystem():
@@ -111,7 +146,7 @@ def test_even_count_and_filesystem():
         {"replica_health": {"f2277ad178f7": "OK", "f3712d9c419a": "OK"}, "current_issues": []},
         parse_storage(fx("msr_storage_filesystem.json")))
     assert kinds(view) == ["even_count", "filesystem_storage"]
-    assert _cluster.cluster_healthy(view)  # warnings do not make the cluster unhealthy
+    assert view["healthy"] is True  # warnings do not make the cluster unhealthy
 
 
 def test_no_replica_answers_status():
@@ -119,9 +154,10 @@ def test_no_replica_answers_status():
     view = _cluster.observe(FakeMke(), FakeMsr, msr_url="https://msr.example.com")
     assert FakeMsr.asked[0] == "https://msr.example.com" and len(FakeMsr.asked) == 4
     assert kinds(view) == ["no_cluster_status"]
-    assert all(r["health"] == "unknown" and r["healthy"] for r in view["replicas"])
-    assert view["quorum"]["has_quorum"]  # every /_ping answered 200
-    assert not _cluster.cluster_healthy(view)
+    assert all(r["health"] == "unknown" and r["in_cluster_status"] is None for r in view["replicas"])
+    # Every /_ping answered 200, but membership is unknown: so is quorum (never reported as true).
+    assert view["quorum"]["has_quorum"] is None and view["status_available"] is False
+    assert view["healthy"] is False and view["problems"][0].startswith("no replica answered cluster_status")
 
 
 def test_empty_cluster():

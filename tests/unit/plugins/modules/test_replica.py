@@ -7,46 +7,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.msr.replicas.plugins.modules import replica
-
-PASSWORD = "Sup3r-secret-pw"
-CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
-MSR_CA = "-----BEGIN CERTIFICATE-----\nMIIBmsr\n-----END CERTIFICATE-----\n"
-BASE = {"mke_url": "https://mke.example.com", "mke_password": PASSWORD, "mke_ca": CA, "msr_ca": MSR_CA}
-A, B, C, D = "aaaaaaaaaaa1", "bbbbbbbbbbb2", "ccccccccccc3", "ddddddddddd4"
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    def _run(cluster, runner, check=False, has_docker=True, **args):
-        monkeypatch.setattr(replica, "clients_from_params", lambda p: (None, None))
-        monkeypatch.setattr(replica, "observe", lambda *a, **k: cluster.view())
-        monkeypatch.setattr(replica.boot, "Bootstrapper", lambda *a, **k: runner)
-        monkeypatch.setattr(replica.ReplicaManager, "POLL_INTERVAL", 0)
-        monkeypatch.setattr(replica.boot, "HAS_DOCKER", has_docker)
-        params = dict(BASE, **args)
-        params.update(_ansible_check_mode=check, _ansible_diff=True)
-        with patch_module_args(params):
-            with pytest.raises(SystemExit):
-                replica.main()
-        return json.loads(capsys.readouterr().out)
-    return _run
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import A, B, C, CA, D, PASSWORD
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import warnings as fakes_warnings
 
 
 def three(fakes, **kw):
-    return fakes.FakeCluster({A: "worker-1", B: "worker-2", C: "worker-3"}, **kw)
+    return fakes.three(**kw)
 
 
 def flags_of(call):
-    """The bootstrapper flags of a recorded run, as the fake runner parsed them."""
     return call["flags"]
 
 
 def warnings(result):
-    # ansible-core 2.19 returns warnings as WarningSummary objects; older versions as strings.
-    return [w if isinstance(w, str) else w["event"]["msg"] for w in result.get("warnings", [])]
+    return fakes_warnings(result)
 
 
 # -- present ---------------------------------------------------------------------------------------
@@ -115,7 +90,8 @@ def test_refuses_join_when_a_replica_is_unhealthy(run, fakes):
     for check in (True, False):
         r = run(cluster, runner, check=check, node="worker-4")
         assert r["failed"] and r["msg"] == (
-            "refusing to join a replica while the cluster is unhealthy: %s (Replica reported health too long ago). "
+            "refusing to join a replica while the cluster is unhealthy: %s (health: Replica reported health too long "
+            "ago, /_ping: 200). "
             "Remove unhealthy or ghost replicas first, or set unsafe_join: true (risks split brain and data loss)" % B)
     assert runner.calls == []
 
@@ -155,7 +131,7 @@ def test_present_node_not_ready(run, fakes):
     cluster = three(fakes)
     cluster.node("worker-4")["state"] = "down"
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4")
-    assert r["msg"] == "MKE node worker-4 is down; a replica can only be added to a ready node"
+    assert r["msg"] == "MKE node worker-4 is down; an MSR replica goes only on a ready, active worker"
 
 
 def test_present_other_replica_id_on_node(run, fakes):
@@ -210,7 +186,7 @@ def test_tls_option_errors(run, fakes):
 
 @pytest.mark.parametrize("args,msg", [
     ({"state": "present"}, "state is present but all of the following are missing: node"),
-    ({"state": "absent"}, "state is absent but any of the following are missing: node, replica_id"),
+    ({"state": "absent"}, "state is absent but any of the following are missing: node, replica_id, replica_ids"),
     ({"node": "worker-1", "replica_id": "xyz"}, "replica_id must be 12 hexadecimal characters, got 'xyz'"),
     ({"node": "worker-1", "version": "latest"}, "version must look like 2.9.16, got 'latest'"),
 ])
@@ -292,8 +268,8 @@ def test_join_not_healthy_in_time(run, fakes, monkeypatch):
         return res
     runner.run = slow
     r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f", wait_timeout=0)
-    assert r["msg"] == ("replica 0a1b2c3d4e5f joined node worker-4 but did not become healthy (/_ping 200 and all-OK "
-                        "cluster_status) within 0 s")
+    assert r["msg"] == ("replica 0a1b2c3d4e5f joined node worker-4 but did not become healthy (/_ping 200 and an "
+                        "all-OK cluster) within 0 s: replica 0a1b2c3d4e5f is unhealthy: health: OK, /_ping: 503")
 
 
 # -- absent ------------------------------------------------------------------------------------------
@@ -341,8 +317,8 @@ def test_remove_refuses_to_break_quorum(run, fakes):
     cluster.replicas[B]["health"] = "down"
     # 2 of 3 healthy: removing healthy A leaves 1 healthy of 2, not a majority.
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-1", state="absent")
-    assert r["msg"].startswith("refusing to remove replica %s: 2 of 3 replicas are healthy" % A)
-    assert "emergency-repair" in r["msg"]
+    assert r["msg"] == ("refusing to remove replica %s: 2 of 3 replicas are healthy, and after the removal 1 healthy "
+                        "of 2 would not be a majority. Repair or remove the unhealthy replicas first." % A)
     # Removing the unhealthy one is what repairs the cluster.
     runner = fakes.FakeRunner(cluster)
     r = run(cluster, runner, node="worker-2", state="absent")
