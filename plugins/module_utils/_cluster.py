@@ -25,10 +25,19 @@ def clients_from_params(params):
                     ca_pem=params.get("mke_ca"), insecure=params.get("mke_insecure_tls"),
                     timeout=params["api_timeout"], retries=params["api_retries"])
     ca_pem, insecure = msr_tls(params)
+    bound = {"deadline": None}
 
     def msr_factory(url):
-        return MsrClient(url, params["mke_username"], params["mke_password"], ca_pem=ca_pem,
-                         insecure=insecure, timeout=params["api_timeout"], retries=params["api_retries"])
+        client = MsrClient(url, params["mke_username"], params["mke_password"], ca_pem=ca_pem,
+                           insecure=insecure, timeout=params["api_timeout"], retries=params["api_retries"])
+        client.http.deadline = bound["deadline"]
+        return client
+
+    def set_deadline(deadline):
+        # A wait bounds every request (MKE and each replica) by the time it has left.
+        bound["deadline"] = deadline
+        mke.http.deadline = deadline
+    msr_factory.set_deadline = set_deadline
     return mke, msr_factory
 
 
@@ -77,11 +86,7 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
 
 def read_mke_config(mke):
     """MKE's scheduling settings (config TOML); a failure is reported, not fatal."""
-    try:
-        found = mke.config_toml()
-    except MsrError as exc:
-        return {"admin_scheduling": None, "user_scheduling": None, "error": str(exc)}
-    return dict(found, error=found.get("error"))
+    return mke.scheduling()
 
 
 def _detail(state, c, node, health_text, ping, down_nodes):

@@ -20,6 +20,7 @@ from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper 
 from ansible_collections.msr.replicas.plugins.module_utils._cleanup import cleanup_join
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, check_connection_params
+from ansible_collections.msr.replicas.plugins.module_utils._engine import tls_from_params, validate_docker_params
 from ansible_collections.msr.replicas.plugins.module_utils._mke import split_name
 from ansible_collections.msr.replicas.plugins.module_utils._topology import (
     Cluster,
@@ -74,8 +75,13 @@ class ReplicaManager:
         self.fail("cannot tell which MSR version to use (replicas report %s); set version"
                   % (", ".join(known) or "none"))
 
-    def env(self):
-        return boot.environment(self.p["mke_password"], None if self.p["mke_insecure_tls"] else self.p["mke_ca"])
+    def env(self, install_version=None):
+        env = boot.environment(self.p["mke_password"], None if self.p["mke_insecure_tls"] else self.p["mke_ca"])
+        if install_version:
+            # MSR's own CA, certificate and key (the key is secret): by environment, never in argv.
+            env.update(boot.flag_environment("install", {"--dtr-ca": self.p["dtr_ca"], "--dtr-cert": self.p["dtr_cert"],
+                                                         "--dtr-key": self.p["dtr_key"]}, install_version))
+        return env
 
     def argv(self, command, flags, version):
         if boot.supports(command, "--nocolor", version):
@@ -88,16 +94,19 @@ class ReplicaManager:
             self.fail(str(exc))
 
     def audit(self, version, argv):
-        return boot.redacted_cmd(self.p["image"], version, argv, self.env(), self.p["docker_host"])
+        env = self.env(version if argv[0] == "install" else None)
+        return boot.redacted_cmd(self.p["image"], version, argv, env, self.p["docker_host"])
 
     def _need_docker(self):
         if not boot.HAS_DOCKER and self.runner is None:
             self.module.fail_json(msg=missing_required_lib("docker"), exception=boot.DOCKER_IMPORT_ERROR)
 
     def _run(self, version, argv, rid):
-        runner = self.runner or boot.Bootstrapper(self.p["docker_host"], timeout=self.p["bootstrap_timeout"])
+        runner = self.runner or boot.Bootstrapper(self.p["docker_host"], timeout=self.p["bootstrap_timeout"],
+                                                  tls=tls_from_params(self.p))
         self.runner = runner
-        run = runner.run(self.p["image"], version, argv, self.env(), name="msr-replicas-%s-%s" % (argv[0], rid))
+        env = self.env(version if argv[0] == "install" else None)
+        run = runner.run(self.p["image"], version, argv, env, name="msr-replicas-%s-%s" % (argv[0], rid))
         self.result.setdefault("runs", []).append({"cmd": run.cmd, "rc": run.rc, "phases": run.parser.phases})
         self.result.update(phases=run.parser.phases, bootstrapper_warnings=run.parser.warnings,
                            log=run.parser.lines, cmd=run.cmd)
@@ -370,9 +379,11 @@ def validate(module):
             module.fail_json(msg="replica_ids is only for state: absent")
     if p["version"] is not None and not boot.parse_version(p["version"]):
         module.fail_json(msg="version must look like 2.9.16, got '%s'" % p["version"])
-    if p["docker_host"].split("://", 1)[0] not in ("unix", "ssh", "tcp"):
-        module.fail_json(msg="docker_host must be unix:///path, ssh://user@host or tcp://host:port, got '%s'"
-                         % p["docker_host"])
+    validate_docker_params(module)
+    tls = [k for k in ("dtr_ca", "dtr_cert", "dtr_key") if p[k]]
+    if tls and len(tls) != 3:
+        module.fail_json(msg="dtr_ca, dtr_cert and dtr_key must be given together (missing: %s)"
+                         % ", ".join(k for k in ("dtr_ca", "dtr_cert", "dtr_key") if not p[k]))
     if p["unsafe_join"] and p["state"] == "present":
         module.warn("unsafe_join is true: a join into an unhealthy cluster can cause split brain and data loss")
 

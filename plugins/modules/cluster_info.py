@@ -222,7 +222,7 @@ def main():
     check_connection_params(module)
     try:
         mke, msr_factory = clients_from_params(module.params)
-        view = observe(mke, msr_factory, msr_url=module.params["msr_url"])
+        view = observe(mke, msr_factory, msr_url=module.params["msr_url"], mke_config=True)
     except MsrError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **public_view(view))

@@ -34,11 +34,9 @@ description:
     cluster. See the emergency-repair runbook when quorum is already lost.
 author:
   - msr.replicas contributors (!UNKNOWN)
-requirements:
-  - docker (the Docker SDK for Python), when a replica has to be joined, installed or removed
-  - paramiko, when O(docker_host) is an C(ssh://) URL
 extends_documentation_fragment:
   - msr.replicas.connection
+  - msr.replicas.docker
   - msr.replicas.attributes
   - msr.replicas.attributes.actiongroup_msr
 attributes:
@@ -104,15 +102,22 @@ options:
     description:
       - C(--dtr-external-url) for C(install) (the MSR load balancer URL, C(https://host[:port])).
     type: str
-  docker_host:
+  dtr_ca:
     description:
-      - Engine that runs the bootstrapper, V(unix:///var/run/docker.sock) or V(ssh://user@host).
-      - Over SSH the docker SDK uses paramiko with C(~/.ssh/config) and C(~/.ssh/known_hosts); unknown host
-        keys are rejected. Trust a host once with C(ssh-keyscan host >> ~/.ssh/known_hosts) after checking
-        its fingerprint; for msr-lab, C(msr-lab ssh-config --home DIR) writes DIR/.ssh/config, known_hosts and
-        the key, and the controller then runs with C(HOME=DIR).
+      - For C(install), PEM text of the organisation's CA that signed O(dtr_cert) (C(--dtr-ca)); MSR then serves
+        it instead of generating a CA of its own. Pass the same text as O(msr_ca) afterwards.
+      - Given with O(dtr_cert) and O(dtr_key); all three reach the bootstrapper by environment, never in argv.
     type: str
-    default: unix:///var/run/docker.sock
+  dtr_cert:
+    description:
+      - For C(install), PEM text of the replicas' certificate (C(--dtr-cert)); it should name the load balancer's
+        and the nodes' names.
+    type: str
+  dtr_key:
+    description:
+      - For C(install), PEM text of the private key of O(dtr_cert) (C(--dtr-key)). Secret - never logged, never in
+        argv or output.
+    type: str
   unsafe_join:
     description:
       - Join even though some replica is unhealthy (C(--unsafe-join)). This risks split brain and data loss;
@@ -304,9 +309,9 @@ from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import clients_from_params, observe
 from ansible_collections.msr.replicas.plugins.module_utils._common import connection_argument_spec
+from ansible_collections.msr.replicas.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.msr.replicas.plugins.module_utils._replica import (
     ReplicaManager,
     phase2_on_node,
@@ -326,7 +331,9 @@ def argument_spec():
         replica_ids=dict(type="list", elements="str"),
         install=dict(type="bool", default=False),
         external_url=dict(type="str"),
-        docker_host=dict(type="str", default=boot.DEFAULT_DOCKER_HOST),
+        dtr_ca=dict(type="str"),
+        dtr_cert=dict(type="str"),
+        dtr_key=dict(type="str", no_log=True),
         unsafe_join=dict(type="bool", default=False),
         skip_network_test=dict(type="bool", default=False),
         replica_http_port=dict(type="int"),
@@ -336,6 +343,7 @@ def argument_spec():
         wait_timeout=dict(type="int", default=600),
         bootstrap_timeout=dict(type="int", default=1800),
     )
+    spec.update(docker_argument_spec())
     return spec
 
 
@@ -357,7 +365,8 @@ def main():
     def observe_fn():
         return observe(mke, msr_factory, msr_url=p["msr_url"], default_https_port=p["replica_https_port"] or 443)
 
-    manager = ReplicaManager(module, observe_fn, None, partial(phase2_on_node, mke) if mke is not None else None)
+    manager = ReplicaManager(module, observe_fn, None, partial(phase2_on_node, mke) if mke is not None else None,
+                             set_deadline=getattr(msr_factory, "set_deadline", None))
     module.exit_json(**manager.apply())
 
 

@@ -220,9 +220,9 @@ def run(monkeypatch, capsys):
     def _run(cluster, runner, check=False, has_docker=True, **args):
         monkeypatch.setattr(replica, "clients_from_params", lambda p: (None, None))
         monkeypatch.setattr(replica, "observe", lambda *a, **k: cluster.view())
-        monkeypatch.setattr(replica.boot, "Bootstrapper", lambda *a, **k: runner)
+        monkeypatch.setattr(boot, "Bootstrapper", lambda *a, **k: runner)
         monkeypatch.setattr(replica.ReplicaManager, "POLL_INTERVAL", 0)
-        monkeypatch.setattr(replica.boot, "HAS_DOCKER", has_docker)
+        monkeypatch.setattr(boot, "HAS_DOCKER", has_docker)
         params = dict(BASE, **args)
         params.update(_ansible_check_mode=check, _ansible_diff=True)
         with patch_module_args(params):

@@ -17,7 +17,7 @@ from ansible_collections.msr.replicas.plugins.module_utils._msr import parse_clu
 from ansible_collections.msr.replicas.plugins.modules import cluster_info
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
-BASE = {"mke_url": "https://mke.example.com", "mke_password": "pw", "mke_insecure_tls": True}
+BASE = {"mke_url": "https://mke.example.com", "mke_password": "pw", "mke_insecure_tls": True, "msr_insecure_tls": True}
 
 
 def fx(name):
@@ -37,6 +37,9 @@ class FakeMke:
 
     def replica_ports(self):
         return {"f3712d9c419a": {"https": 4443}}
+
+    def scheduling(self):
+        return {"admin_scheduling": True, "user_scheduling": None, "error": None}
 
 
 class FakeMsr:
@@ -176,6 +179,7 @@ def test_module_returns_view_read_only(monkeypatch, capsys, check):
     assert set(["nodes", "replicas", "storage", "quorum", "issues"]) <= set(out)
     assert out["nodes"][1]["name"] == "worker-1" and out["nodes"][0]["role"] == "manager"
     assert out["quorum"]["failures_tolerated"] == 1
+    assert out["mke"]["admin_scheduling"] is True and out["healthy"] is True
 
 
 def test_module_error(monkeypatch, capsys):

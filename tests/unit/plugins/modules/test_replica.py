@@ -163,7 +163,7 @@ def test_empty_cluster_needs_install(run, fakes):
 def test_insecure_tls(run, fakes):
     cluster = three(fakes)
     runner = fakes.FakeRunner(cluster)
-    r = run(cluster, runner, node="worker-4", mke_ca=None, msr_ca=None, mke_insecure_tls=True)
+    r = run(cluster, runner, node="worker-4", mke_ca=None, msr_ca=None, mke_insecure_tls=True, msr_insecure_tls=True)
     assert "--ucp-insecure-tls" in runner.calls[0]["argv"] and "UCP_CA" not in runner.calls[0]["env"]
     assert any("mke_insecure_tls is true" in w for w in warnings(r))
 

@@ -143,3 +143,29 @@ def test_several_unhealthy_replicas_go_in_one_remove(run, fakes):
     assert together["changed"] and flags_of(runner.calls[0])["--replica-ids"] == "%s,%s" % (C, D)
     assert sorted(cluster.replicas) == sorted([A, B, "eeeeeeeeeee5"])
     assert PASSWORD not in json.dumps(together)
+
+
+def test_install_passes_msr_tls_by_environment_only(run, fakes):
+    cluster = fakes.FakeCluster()
+    runner = fakes.FakeRunner(cluster)
+    key = "-----BEGIN PRIVATE KEY-----\nMIIsecretkey\n-----END PRIVATE KEY-----\n"
+    r = run(cluster, runner, node="worker-1", install=True, version="2.9.16", external_url="https://msr.example.com",
+            dtr_ca="CA-PEM", dtr_cert="CERT-PEM", dtr_key=key)
+    call = runner.calls[0]
+    assert call["env"]["MSR_CA"] == "CA-PEM" and call["env"]["MSR_CERT"] == "CERT-PEM" and call["env"]["MSR_KEY"] == key
+    assert not any("PEM" in part or "secretkey" in part for part in call["argv"])
+    assert "MIIsecretkey" not in json.dumps(r) and "MSR_KEY" in r["cmd"]
+    missing = run(cluster, runner, node="worker-2", install=True, version="2.9.16", dtr_ca="CA-PEM")
+    assert missing["msg"] == "dtr_ca, dtr_cert and dtr_key must be given together (missing: dtr_cert, dtr_key)"
+
+
+def test_plain_tcp_engine_is_refused(run, fakes):
+    cluster = three()
+    r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", docker_host="tcp://10.0.0.10:2375")
+    assert r["failed"] and r["msg"].startswith("docker_host tcp://10.0.0.10:2375 is a TCP address, which needs TLS")
+
+
+def test_http_mke_url_is_refused(run, fakes):
+    cluster = three()
+    r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", mke_url="http://mke.example.com")
+    assert r["failed"] and "http://" in r["msg"]
