@@ -34,18 +34,6 @@ try:
 except ImportError:  # reported by the module through boot.HAS_DOCKER
     LogConfig = None
 
-# The documented flags of `backup` (msr2.md 1.11). _bootstrapper.FLAGS has no entry for it yet; this
-# registers one so build_argv/supports work unchanged. Move it into _bootstrapper.FLAGS and drop the line.
-BACKUP_FLAGS = {
-    "--ucp-url": ("value", None),
-    "--ucp-username": ("value", None),
-    "--ucp-insecure-tls": ("bool", None),
-    "--existing-replica-id": ("value", None),
-    "--debug": ("bool", None),
-    "--nocolor": ("bool", (2, 9)),
-}
-boot.FLAGS.setdefault("backup", BACKUP_FLAGS)
-
 # The documented file name (msr2.md 1.11), used when dest is a directory. The time is UTC.
 FILE_PATTERN = "dtr-metadata-%s-backup-%s.tar"
 TIME_FORMAT = "%Y%m%d-%H_%M_%S"
@@ -252,7 +240,7 @@ def run_backup(runner, image, version, argv, env, path, name):
     and any partial file. Returns an Outcome; ``error`` is set when nothing was written."""
     ref = boot.image_ref(image, version)
     parser = boot.LogParser(secrets=list(env.values()))
-    cmd = redacted_cmd(image, version, argv, env, runner.docker_host)
+    cmd = boot.redacted_cmd(image, version, argv, env, runner.docker_host, no_engine_log=True)
     outcome = Outcome(parser, cmd, name)
     out = BackupFile(path)
     try:
@@ -325,13 +313,6 @@ def _remove(runner, api, cid, name):
             runner.unremoved.append("%s (%s)" % (name, exc))
 
 
-def redacted_cmd(image, version, argv, env, docker_host=boot.DEFAULT_DOCKER_HOST):
-    """The equivalent docker CLI command (env names only); its stdout is the tar."""
-    cmd = boot.redacted_cmd(image, version, argv, env, docker_host)
-    at = cmd.index("--rm") + 1
-    return cmd[:at] + ["--log-driver", "none"] + cmd[at:]
-
-
 class BackupManager:
     """Decides (the same way in check mode) and runs one backup. ``observe_fn`` returns the _cluster view;
     ``runner_factory`` returns a _bootstrapper.Bootstrapper for the engine at docker_host."""
@@ -377,7 +358,8 @@ class BackupManager:
         before = {"path": path, "state": "absent", "sha256": None}
         if os.path.isfile(path):
             before.update(state="file", sha256=file_digest(path)[1])
-        self.result.update(changed=True, path=path, cmd=redacted_cmd(p["image"], version, argv, env, p["docker_host"]))
+        cmd = boot.redacted_cmd(p["image"], version, argv, env, p["docker_host"], no_engine_log=True)
+        self.result.update(changed=True, path=path, cmd=cmd)
         if self.module.check_mode:
             self._diff(before, {"path": path, "state": "file", "sha256": None})
             self.module.exit_json(**self.result)
