@@ -274,23 +274,20 @@ class Bootstrapper:
             raise self._not_started("cannot pull %s on %s: %s" % (ref, self.docker_host, exc))
         return True
 
-    def run(self, image, version, argv, env, name=None, stdout=None):
+    def run(self, image, version, argv, env, name=None):
         """Run to completion; always removes the container. Returns a RunResult; raises BootstrapperError.
 
-        With ``stdout`` (a binary file object) the container's stdout goes there and only stderr is
-        parsed as the log, with no engine log kept (``--log-driver none``): what ``backup`` needs
-        (msr2.md 1.11).
+        backup, whose stdout is a tar, runs through _backup.run_backup instead.
         """
         client = self.client()
         ref = image_ref(image, version)
         name = name or "msr-replicas-%s-%s" % (argv[0], new_replica_id())
         parser = LogParser(secrets=list(env.values()))
-        cmd = redacted_cmd(image, version, argv, env, self.docker_host, stdout is not None)
+        cmd = redacted_cmd(image, version, argv, env, self.docker_host)
         self.ensure_image(image, version)
         container = None
         try:
-            container = self._create(client, ref, argv, env, name, stdout is not None)
-            attached = self._attach(client, container, name) if stdout is not None else None
+            container = self._create(client, ref, argv, env, name)
             try:
                 container.start()
             except APIError as exc:
@@ -299,7 +296,9 @@ class Bootstrapper:
                 raise self._may_have_started("lost the Docker engine at %s while starting the bootstrapper %s (%s)"
                                              % (self.docker_host, name, exc), parser)
             try:
-                self._stream(container, attached, parser, stdout)
+                for chunk in container.logs(stream=True, follow=True):
+                    parser.feed(chunk)
+                parser.close()
                 status = container.wait()
             except CONNECTION_ERRORS as exc:
                 parser.close()
@@ -321,13 +320,10 @@ class Bootstrapper:
         return BootstrapperError("%s; the bootstrapper may have started, changed the cluster and still be running"
                                  "%s" % (msg, "; last output: " + last if last else ""), started=True, log=parser.lines)
 
-    def _create(self, client, ref, argv, env, name, no_engine_log):
-        kwargs = dict(command=list(argv), environment=dict(env), name=name, detach=True, tty=False,
-                      stdin_open=False, labels={"com.msr.replicas.command": argv[0]})
-        if no_engine_log:
-            kwargs["log_config"] = {"type": "none", "config": {}}
+    def _create(self, client, ref, argv, env, name):
         try:
-            return client.containers.create(ref, **kwargs)
+            return client.containers.create(ref, command=list(argv), environment=dict(env), name=name, detach=True,
+                                            tty=False, stdin_open=False, labels={"com.msr.replicas.command": argv[0]})
         except APIError as exc:
             raise self._not_started("cannot start the bootstrapper %s on %s: %s" % (ref, self.docker_host, exc))
         except CONNECTION_ERRORS as exc:
@@ -335,27 +331,6 @@ class Bootstrapper:
             self._remove_by_name(client, name)
             raise self._not_started("lost the Docker engine at %s while creating the bootstrapper container %s (%s)"
                                     % (self.docker_host, name, exc))
-
-    def _attach(self, client, container, name):
-        # Attached before start, like `docker run`, so no output is lost; stdout and stderr kept apart.
-        try:
-            return client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
-        except CONNECTION_ERRORS as exc:
-            raise self._not_started("cannot attach to the bootstrapper container %s on %s: %s"
-                                    % (name, self.docker_host, exc))
-
-    @staticmethod
-    def _stream(container, attached, parser, stdout):
-        if attached is None:
-            for chunk in container.logs(stream=True, follow=True):
-                parser.feed(chunk)
-        else:
-            for out, err in attached:
-                if out:
-                    stdout.write(out)
-                if err:
-                    parser.feed(err)
-        parser.close()
 
     def _remove(self, container, name):
         try:

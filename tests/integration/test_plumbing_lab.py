@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import datetime
-import io
 import ipaddress
 import os
 import shutil
@@ -45,6 +44,7 @@ def _importable_collection():
 _importable_collection()
 
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot  # noqa: E402
+from ansible_collections.msr.replicas.plugins.module_utils._backup import run_backup  # noqa: E402
 from ansible_collections.msr.replicas.plugins.module_utils._common import DeadlineError, HttpClient  # noqa: E402
 from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient  # noqa: E402
 
@@ -201,12 +201,15 @@ def test_backup_tar_on_stdout_over_tls(lab, tls_engine):
     rid = next(iter(lab.replicas()))
     repo, version = image(lab)
     argv = boot.build_argv("backup", dict(ucp(lab), **{"--existing-replica-id": rid, "--nocolor": True}), version)
-    sink = io.BytesIO()
-    result = runner(proxy, pki).run(repo, version, argv, env(lab), stdout=sink)
-    assert result.ok, (result.rc, result.parser.lines)
-    assert "Backup is complete" in result.parser.phases
-    with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
-        assert tar.getnames()
+    dest = os.path.join(tempfile.mkdtemp(prefix="msr-plumbing-backup-"), "backup.tar")
+    try:
+        result = run_backup(runner(proxy, pki), repo, version, argv, env(lab), dest, "msr-replicas-backup-tls")
+        assert result.error is None and result.rc == 0, (result.rc, result.error, result.parser.lines)
+        assert "Backup is complete" in result.parser.phases
+        with tarfile.open(dest) as tar:
+            assert tar.getnames()
+    finally:
+        shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
     # the log is stderr only: no tar bytes in it, and no secret
     blob = "\n".join(result.parser.lines)
     assert "\x00" not in blob and lab.vars["msr_mke_password"] not in blob

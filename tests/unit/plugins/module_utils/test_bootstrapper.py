@@ -280,8 +280,7 @@ class FakeContainer:
 class FakeClient:
     """The docker SDK calls Bootstrapper makes; errors are the SDK's, requests', urllib3's and paramiko's own."""
 
-    def __init__(self, container, have_image=True, create_error=None, get_error=None, pull_error=None,
-                 attach_frames=None):
+    def __init__(self, container, have_image=True, create_error=None, get_error=None, pull_error=None):
         self.container = container
         self.have_image = have_image
         self.pulled = []
@@ -314,15 +313,8 @@ class FakeClient:
                     raise NotFound("No such container: " + name)
                 return outer.container
 
-        class Api:
-            def attach(self, cid, **kwargs):
-                assert cid == outer.container.id and not outer.container.started   # before start, like docker run
-                assert kwargs == {"stdout": True, "stderr": True, "stream": True, "logs": True, "demux": True}
-                return iter(attach_frames)
-
         self.images = Images()
         self.containers = Containers()
-        self.api = Api()
 
 
 def run(client, argv=("join",), env=None, **kw):
@@ -361,21 +353,6 @@ def test_run_nonzero_without_fatal():
 def test_fatal_with_zero_exit_is_failure():
     _b, r = run(FakeClient(FakeContainer([b"level=fatal msg=\"nope\"\n"])))
     assert not r.ok and r.failure() == "nope"
-
-
-def test_stdout_goes_to_the_sink_and_stderr_is_the_log():
-    container = FakeContainer()
-    frames = [(b"tar-part-1", None), (None, b"INFO[0000] Backing up table dtr2.repositories\n"),
-              (b"tar-part-2", b"INFO[0001] Backup is complete\n")]
-    client = FakeClient(container, attach_frames=frames)
-    sink = io.BytesIO()
-    argv = boot.build_argv("backup", {"--existing-replica-id": "f2277ad178f7", "--nocolor": True}, "2.9.16")
-    _b, r = run(client, argv, stdout=sink)
-    assert sink.getvalue() == b"tar-part-1tar-part-2"
-    assert r.ok and r.parser.phases == ["Backing up table dtr2.repositories", "Backup is complete"]
-    assert client.create_kwargs["log_config"] == {"type": "none", "config": {}}
-    assert r.cmd[:5] == ["docker", "run", "--rm", "--log-driver", "none"]
-    assert container.removed
 
 
 # -- connection errors: each step, with the exception types the SDK really raises ------------------
