@@ -26,12 +26,13 @@ import time
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
+from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, check_connection_params
 from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, backup_gate
 
 try:
     from docker.types import LogConfig
-except ImportError:  # reported by the module through boot.HAS_DOCKER
+except ImportError:  # reported by the module through _engine.HAS_DOCKER
     LogConfig = None
 
 # The documented file name (msr2.md 1.11), used when dest is a directory. The time is UTC.
@@ -363,8 +364,8 @@ class BackupManager:
         if self.module.check_mode:
             self._diff(before, {"path": path, "state": "file", "sha256": None})
             self.module.exit_json(**self.result)
-        if not boot.HAS_DOCKER:
-            self.module.fail_json(msg=missing_required_lib("docker"), exception=boot.DOCKER_IMPORT_ERROR)
+        if not engine.HAS_DOCKER:
+            self.module.fail_json(msg=missing_required_lib("docker"), exception=engine.DOCKER_IMPORT_ERROR)
         runner = self.runner_factory()
         try:
             outcome = run_backup(runner, p["image"], version, argv, env, path,

@@ -16,7 +16,6 @@ __metaclass__ = type
 import binascii
 import os
 import re
-import traceback
 
 from ansible_collections.msr.replicas.plugins.module_utils._bootlog import LogParser
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
@@ -28,12 +27,7 @@ from ansible_collections.msr.replicas.plugins.module_utils._engine import (
 
 try:
     from docker.errors import APIError, ImageNotFound, NotFound
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
+except ImportError:  # _engine.HAS_DOCKER tells the modules
     class APIError(Exception):
         pass
 

@@ -17,6 +17,7 @@ import time
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
+from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._cleanup import cleanup_join
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, check_connection_params
@@ -98,8 +99,8 @@ class ReplicaManager:
         return boot.redacted_cmd(self.p["image"], version, argv, env, self.p["docker_host"])
 
     def _need_docker(self):
-        if not boot.HAS_DOCKER and self.runner is None:
-            self.module.fail_json(msg=missing_required_lib("docker"), exception=boot.DOCKER_IMPORT_ERROR)
+        if not engine.HAS_DOCKER and self.runner is None:
+            self.module.fail_json(msg=missing_required_lib("docker"), exception=engine.DOCKER_IMPORT_ERROR)
 
     def _run(self, version, argv, rid):
         runner = self.runner or boot.Bootstrapper(self.p["docker_host"], timeout=self.p["bootstrap_timeout"],

@@ -15,6 +15,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
+from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import build_view, replica_url
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
 from ansible_collections.msr.replicas.plugins.modules import replica
@@ -222,7 +223,7 @@ def run(monkeypatch, capsys):
         monkeypatch.setattr(replica, "observe", lambda *a, **k: cluster.view())
         monkeypatch.setattr(boot, "Bootstrapper", lambda *a, **k: runner)
         monkeypatch.setattr(replica.ReplicaManager, "POLL_INTERVAL", 0)
-        monkeypatch.setattr(boot, "HAS_DOCKER", has_docker)
+        monkeypatch.setattr(engine, "HAS_DOCKER", has_docker)
         params = dict(BASE, **args)
         params.update(_ansible_check_mode=check, _ansible_diff=True)
         with patch_module_args(params):

@@ -17,7 +17,7 @@ import stat
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.msr.replicas.plugins.module_utils import _backup, _cluster
+from ansible_collections.msr.replicas.plugins.module_utils import _backup, _cluster, _engine
 from ansible_collections.msr.replicas.plugins.modules import backup
 from ansible_collections.msr.replicas.tests.unit.plugins.module_utils.test_backup_stream import (
     CA,
@@ -53,7 +53,7 @@ def run(monkeypatch, capsys):
         monkeypatch.setattr(backup, "clients_from_params", lambda p: (None, None))
         monkeypatch.setattr(backup, "observe", lambda *a, **k: view if view is not None else cluster.view())
         monkeypatch.setattr(backup.boot, "Bootstrapper", bootstrapper)
-        monkeypatch.setattr(backup.boot, "HAS_DOCKER", has_docker)
+        monkeypatch.setattr(_engine, "HAS_DOCKER", has_docker)
         params = dict(BASE, **args)
         params.update(_ansible_check_mode=check, _ansible_diff=True)
         with patch_module_args(params):
