@@ -80,13 +80,9 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
         break
     view = build_view(nodes, containers, urls, pings, status, storage, observer, errors)
     if mke_config:
-        view["mke"] = read_mke_config(mke)
+        # MKE's scheduling settings (config TOML); scheduling() reports a failure instead of raising.
+        view["mke"] = mke.scheduling()
     return view
-
-
-def read_mke_config(mke):
-    """MKE's scheduling settings (config TOML); a failure is reported, not fatal."""
-    return mke.scheduling()
 
 
 def _detail(state, c, node, health_text, ping, down_nodes):

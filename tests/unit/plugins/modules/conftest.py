@@ -185,6 +185,11 @@ def three(**kw):
     return FakeCluster({A: "worker-1", B: "worker-2", C: "worker-3"}, **kw)
 
 
+def flags_of(call):
+    """The bootstrapper flags of a recorded run, as the fake runner parsed them."""
+    return call["flags"]
+
+
 def warnings(result):
     # ansible-core 2.19 returns warnings as WarningSummary objects; older versions as strings.
     return [w if isinstance(w, str) else w["event"]["msg"] for w in result.get("warnings", [])]

@@ -8,26 +8,25 @@ import json
 
 import pytest
 
-from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import A, B, C, CA, D, PASSWORD
-from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import warnings as fakes_warnings
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import (
+    A,
+    B,
+    C,
+    CA,
+    D,
+    PASSWORD,
+    flags_of,
+    three,
+    warnings,
+)
 
 
-def three(fakes, **kw):
-    return fakes.three(**kw)
-
-
-def flags_of(call):
-    return call["flags"]
-
-
-def warnings(result):
-    return fakes_warnings(result)
 
 
 # -- present ---------------------------------------------------------------------------------------
 
 def test_present_already_there_is_ok(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster)
     for check in (True, False):
         r = run(cluster, runner, check=check, node="worker-2")
@@ -37,7 +36,7 @@ def test_present_already_there_is_ok(run, fakes):
 
 
 def test_join_check_mode_predicts_then_applies_then_idempotent(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster)
     predicted = run(cluster, runner, check=True, node="worker-4")
     assert predicted["changed"] is True and predicted["action"] == "join"
@@ -73,7 +72,7 @@ def test_join_check_mode_predicts_then_applies_then_idempotent(run, fakes):
 
 
 def test_join_with_given_replica_id_shows_it_in_diff(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster)
     r = run(cluster, runner, node="worker-4", replica_id="0A1B2C3D4E5F", existing_replica_id=C,
             skip_network_test=True, replica_https_port=4443, debug=True)
@@ -84,7 +83,7 @@ def test_join_with_given_replica_id_shows_it_in_diff(run, fakes):
 
 
 def test_refuses_join_when_a_replica_is_unhealthy(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.replicas[B]["health"] = "Replica reported health too long ago"
     runner = fakes.FakeRunner(cluster)
     for check in (True, False):
@@ -97,14 +96,14 @@ def test_refuses_join_when_a_replica_is_unhealthy(run, fakes):
 
 
 def test_refuses_join_with_ghost(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.add(D, None)
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4")
     assert r["failed"] and "%s (OK)" % D not in r["msg"] and D in r["msg"]
 
 
 def test_unsafe_join_warns_and_passes_flag(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.replicas[A]["ping"] = 503
     runner = fakes.FakeRunner(cluster)
     r = run(cluster, runner, node="worker-4", unsafe_join=True)
@@ -114,7 +113,7 @@ def test_unsafe_join_warns_and_passes_flag(run, fakes):
 
 
 def test_existing_replica_must_be_healthy(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.replicas[C]["health"] = "down"
     cluster.replicas[C]["in_status"] = True
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", existing_replica_id=C, unsafe_join=False)
@@ -122,26 +121,26 @@ def test_existing_replica_must_be_healthy(run, fakes):
 
 
 def test_present_unknown_node(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-9")
     assert r["msg"] == "MKE has no node named 'worker-9' (nodes: worker-1, worker-2, worker-3, worker-4, worker-5)"
 
 
 def test_present_node_not_ready(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.node("worker-4")["state"] = "down"
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4")
     assert r["msg"] == "MKE node worker-4 is down; an MSR replica goes only on a ready, active worker"
 
 
 def test_present_other_replica_id_on_node(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-1", replica_id=B)
     assert r["msg"] == "node worker-1 already runs replica %s, not %s; remove it first to replace it" % (A, B)
 
 
 def test_version_mismatch_refused(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", version="2.9.15")
     assert r["msg"].startswith("version 2.9.15 differs from the cluster's MSR version 2.9.16")
 
@@ -161,7 +160,7 @@ def test_empty_cluster_needs_install(run, fakes):
 
 
 def test_insecure_tls(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster)
     r = run(cluster, runner, node="worker-4", mke_ca=None, msr_ca=None, mke_insecure_tls=True, msr_insecure_tls=True)
     assert "--ucp-insecure-tls" in runner.calls[0]["argv"] and "UCP_CA" not in runner.calls[0]["env"]
@@ -169,7 +168,7 @@ def test_insecure_tls(run, fakes):
 
 
 def test_tls_option_errors(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", mke_ca=None)
     assert r["msg"] == "one of mke_ca (the MKE CA certificate, PEM text) or mke_insecure_tls=true is required"
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-4", mke_insecure_tls=True)
@@ -191,12 +190,12 @@ def test_tls_option_errors(run, fakes):
     ({"node": "worker-1", "version": "latest"}, "version must look like 2.9.16, got 'latest'"),
 ])
 def test_argument_errors(run, fakes, args, msg):
-    cluster = three(fakes)
+    cluster = three()
     assert run(cluster, fakes.FakeRunner(cluster), **args)["msg"] == msg
 
 
 def test_docker_sdk_needed_only_for_a_change(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-1", has_docker=False)
     assert r["changed"] is False
     for check in (True, False):
@@ -207,7 +206,7 @@ def test_docker_sdk_needed_only_for_a_change(run, fakes):
 # -- failed joins leave nothing half made ----------------------------------------------------------
 
 def test_failed_partial_join_is_removed(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster, fail_join="partial")
     r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f")
     assert r["failed"] and r["msg"] == ("join of replica 0a1b2c3d4e5f on node worker-4 failed: Failed to execute "
@@ -220,7 +219,7 @@ def test_failed_partial_join_is_removed(run, fakes):
 
 
 def test_failed_join_with_only_containers_is_destroyed(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster, fail_join="containers")
     r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f")
     assert [c["argv"][0] for c in runner.calls] == ["join", "destroy"]
@@ -229,7 +228,7 @@ def test_failed_join_with_only_containers_is_destroyed(run, fakes):
 
 
 def test_failed_join_before_anything_made(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster, fail_join="before")
     r = run(cluster, runner, node="worker-4")
     assert [c["argv"][0] for c in runner.calls] == ["join"]
@@ -237,7 +236,7 @@ def test_failed_join_before_anything_made(run, fakes):
 
 
 def test_failed_cleanup_reports_what_is_left(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster, fail_join="partial", fail_remove="remove failed")
     r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f")
     assert [c["argv"][0] for c in runner.calls] == ["join", "remove", "destroy"]
@@ -249,14 +248,14 @@ def test_failed_cleanup_reports_what_is_left(run, fakes):
 
 
 def test_engine_unreachable(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FailingRunner(cluster), node="worker-4", replica_id="0a1b2c3d4e5f")
     assert r["msg"] == ("join of replica 0a1b2c3d4e5f on node worker-4 could not run: cannot reach the Docker engine "
                         "at unix:///var/run/docker.sock: connection refused. The join left nothing behind.")
 
 
 def test_join_not_healthy_in_time(run, fakes, monkeypatch):
-    cluster = three(fakes)
+    cluster = three()
     runner = fakes.FakeRunner(cluster)
     original = runner.run
 
@@ -292,13 +291,13 @@ def test_remove_by_node_check_then_apply_then_idempotent(run, fakes):
 
 
 def test_remove_never_uses_target_as_existing(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-1", state="absent", existing_replica_id=A)
     assert r["msg"] == ("existing_replica_id %s is the replica being removed; it must be another, healthy replica" % A)
 
 
 def test_remove_ghost_by_id_without_node(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.add(D, None, health="Rethink replica is currently in state: disconnected")
     runner = fakes.FakeRunner(cluster)
     r = run(cluster, runner, state="absent", replica_id=D, force=True)
@@ -307,13 +306,13 @@ def test_remove_ghost_by_id_without_node(run, fakes):
 
 
 def test_remove_unknown_id_is_ok(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), state="absent", replica_id=D)
     assert r["changed"] is False
 
 
 def test_remove_refuses_to_break_quorum(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     cluster.replicas[B]["health"] = "down"
     # 2 of 3 healthy: removing healthy A leaves 1 healthy of 2, not a majority.
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-1", state="absent")
@@ -332,18 +331,18 @@ def test_remove_last_replica_refused(run, fakes):
 
 
 def test_remove_node_mismatch(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-2", state="absent", replica_id=A)
     assert r["msg"] == "replica %s runs on node worker-1, not on node worker-2" % A
 
 
 def test_remove_failure_message(run, fakes):
-    cluster = three(fakes)
+    cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster, fail_remove="replica is not healthy"), node="worker-3", state="absent")
     assert r["msg"] == "remove of replica %s failed: replica is not healthy" % C
 
 
 def test_force_needs_29(run, fakes):
-    cluster = three(fakes, version="2.7.8")
+    cluster = three(version="2.7.8")
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-3", state="absent", force=True)
     assert r["msg"] == "force needs MSR 2.9 or later (version 2.7.8)"

@@ -8,15 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import A, B, C, D, PASSWORD, three, warnings
+from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import A, B, C, D, PASSWORD, flags_of, three, warnings
 
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
 
 P = "0a1b2c3d4e5f"
-
-
-def flags_of(call):
-    return call["flags"]
 
 
 def both(run, cluster, runner, **args):
