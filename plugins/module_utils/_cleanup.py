@@ -41,9 +41,10 @@ def _cleanup(mgr, new_id, existing, version):
     r = find_replica(view, new_id)
     if r is not None and r["in_cluster_status"]:
         cluster = Cluster.from_observed(view)
-        helper, _why = pick_existing(cluster, exclude=[new_id], avoid=[], wanted=None)
-        if existing and existing != new_id and cluster.find(existing) and cluster.find(existing)["healthy"]:
-            helper = cluster.find(existing)
+        # The join's own existing replica first, while it is healthy; otherwise the usual choice.
+        helper = cluster.find(existing) if existing and existing != new_id else None
+        if not (helper and helper["healthy"]):
+            helper = pick_existing(cluster, exclude=[new_id])[0]
         if helper:
             argv = mgr.argv("remove", {"--replica-ids": new_id, "--existing-replica-id": helper["replica_id"]},
                             version)

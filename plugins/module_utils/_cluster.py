@@ -110,8 +110,7 @@ def build_view(nodes, containers, urls, pings, status, storage, observer=None, e
     for rid in sorted(set(by_id) | set(health)):
         c = by_id.get(rid)
         ping = pings.get(rid) or {"status": None, "healthy": False, "error": "no address"}
-        node = by_name.get(c["node"]) if c else None
-        node = node or {}
+        node = (by_name.get(c["node"]) if c else None) or {}
         reported = health.get(rid)
         if status is None:
             health_text = "unknown"

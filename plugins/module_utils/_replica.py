@@ -19,7 +19,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
 from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._cleanup import cleanup_join
-from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica
+from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica, replica_on_node
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, check_connection_params
 from ansible_collections.msr.replicas.plugins.module_utils._engine import tls_from_params, validate_docker_params
 from ansible_collections.msr.replicas.plugins.module_utils._mke import split_name
@@ -168,7 +168,7 @@ class ReplicaManager:
     def present(self, view):
         node, wanted_id = self.p["node"], self.p["replica_id"]
         cluster = Cluster.from_observed(view)
-        here = [find_replica(view, m["replica_id"]) for m in cluster.on_node(node)]
+        here = replica_on_node(view, node)
         members = [r for r in here if r["state"] != "partial"]
         partials = [r for r in here if r["state"] == "partial"]
         if members:
@@ -188,7 +188,9 @@ class ReplicaManager:
             other = find_replica(view, wanted_id)
             self.fail("replica_id %s is already used by %s" % (
                 wanted_id, "the replica on node %s" % other["node"] if other["node"] else "a ghost replica"))
-        self._refuse([x for x in [node_problem(cluster, node)] if x])
+        bad_node = node_problem(cluster, node)
+        if bad_node:
+            self.fail(bad_node)
         for r in partials:
             # Rule 12: the partial join's containers go first (destroy, never remove); the cluster without
             # them decides the join.
@@ -290,7 +292,7 @@ class ReplicaManager:
                 if r is not None:
                     targets.append(r)
             return targets
-        here = [r for r in view["replicas"] if r["node"] == node and not r["ghost"]]
+        here = replica_on_node(view, node)
         if len(here) > 1:
             self.fail("node %s runs several replicas (%s); choose one with replica_id"
                       % (node, ", ".join(r["id"] for r in here)))

@@ -251,9 +251,6 @@ class Cluster(object):
                 return m
         return None
 
-    def on_node(self, node):
-        return [m for m in self.members if m["node"] == node and m["state"] != "ghost"]
-
     def quorum(self):
         return quorum_summary(self.total(), len(self.healthy()), self.status_available)
 

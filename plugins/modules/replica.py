@@ -276,6 +276,11 @@ log:
   returned: when a bootstrapper command ran
   type: list
   elements: str
+runs:
+  description: Each bootstrapper run of the change, in order (C(cmd), C(rc), C(phases)); C(phases) and C(log) above are the last run's.
+  returned: when a bootstrapper command ran
+  type: list
+  elements: dict
 cmds:
   description: Every bootstrapper command of the change, in order (for example C(destroy) of a partial join, then C(join)).
   returned: when a bootstrapper command ran or would run

@@ -21,8 +21,6 @@ from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import
 )
 
 
-
-
 # -- present ---------------------------------------------------------------------------------------
 
 def test_present_already_there_is_ok(run, fakes):
