@@ -23,6 +23,8 @@ LAB_SUBNET = os.environ.get("MSR_INT_LAB_SUBNET", "10.80.0.0/24")
 STATE_DIR = Path("/var/lib/msr-lab-%s" % LAB_NAME)
 # Joins in the lab take this long (msr-lab up --join-seconds); short keeps the suite fast.
 JOIN_SECONDS = 1.0
+# Two HAProxy LBs and one NGINX (lb1, lb2, lb3): the roles keep several LB hosts of both kinds in step.
+LB_KINDS = "haproxy,haproxy,nginx"
 
 
 def lab_env(**extra):
@@ -86,7 +88,7 @@ class Lab:
 
     def up(self, replicas=1):
         self.cli("up", "--subnet", LAB_SUBNET, "--replicas", str(replicas), "--join-seconds", str(JOIN_SECONDS),
-                 timeout=180)
+                 "--lb-kind", LB_KINDS, timeout=180)
         self.cli("inventory", "-o", str(self.inventory))
         if self.home.exists():
             shutil.rmtree(self.home)
