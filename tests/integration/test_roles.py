@@ -84,7 +84,7 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
                                          "Keep the NGINX pool of lb3"]
                                       + ["Join and wait until every replica is healthy, worker3"]
                                       + ["Keep the HAProxy pool of lb1", "Keep the HAProxy pool of lb2",
-                                         "Keep the NGINX pool of lb3"]), order
+                                         "Keep the NGINX pool of lb3"] * 2), order   # then lb_pool main
     for lb in HAPROXY_LBS:
         wait_up(lb, DESIRED)
     assert pools(lab) == {"lb1": {"runtime": DESIRED, "file": DESIRED}, "lb2": {"runtime": DESIRED, "file": DESIRED},
