@@ -51,6 +51,11 @@ def nodes_of(lab):
     return sorted(r["node"] for r in lab.replicas().values())
 
 
+def tname(record):
+    """A task's name without the "<role> : " prefix the callback records."""
+    return record["task"].split(" : ", 1)[-1]
+
+
 def recap_changed(run):
     line = [ln for ln in run.stdout.splitlines() if ln.startswith("localhost")][-1]
     return int(line.split("changed=")[1].split()[0])
@@ -68,7 +73,7 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
     assert recap_changed(run) > 0
     assert lab.replicas() == before_cluster and pools(lab) == before_pools, "check mode changed something"
     assert not (lab.workdir / "backups").exists()
-    predicted = [r for r in run.records if r["task"].startswith("Keep the HAProxy pool of") and r["result"].get("changed")]
+    predicted = [r for r in run.records if tname(r).startswith("Keep the HAProxy pool of") and r["result"].get("changed")]
     assert {r["delegated_to"] for r in predicted} == set(HAPROXY_LBS), [r["task"] for r in predicted]
 
     run = lab.run(play, extra_vars=ev)
@@ -76,8 +81,8 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
     assert nodes_of(lab) == DESIRED
     assert all(r["health"] == "OK" for r in lab.replicas().values())
     # joins one at a time: each join's pool additions come after that join and before the next join
-    order = [(r["task"], r.get("delegated_to")) for r in run.records
-             if r["task"].startswith(("Join and wait", "Keep the HAProxy pool of", "Keep the NGINX pool of"))
+    order = [(tname(r), r.get("delegated_to")) for r in run.records
+             if tname(r).startswith(("Join and wait", "Keep the HAProxy pool of", "Keep the NGINX pool of"))
              and r["status"] == "ok"]
     assert [t for t, _d in order] == (["Join and wait until every replica is healthy, worker2"]
                                       + ["Keep the HAProxy pool of lb1", "Keep the HAProxy pool of lb2",
@@ -126,7 +131,7 @@ def test_remove_refused_first_then_drained_and_out_of_every_pool_before_the_remo
 
     run = lab.run(play, extra_vars=ev)
     assert run.rc == 0, run.output
-    names = [r["task"] for r in run.records if r["status"] == "ok"]
+    names = [tname(r) for r in run.records if r["status"] == "ok"]
     lb_steps = [i for i, n in enumerate(names) if n.startswith("Keep the ")]
     removed = names.index("Remove the replica")
     assert lb_steps and max(lb_steps) < removed, names
@@ -156,7 +161,7 @@ def test_replace_a_dead_replica_removes_it_first_then_joins_the_new_one_into_the
 
     run = lab.run(play, extra_vars=extra(lab))
     assert run.rc == 0, run.output
-    names = [r["task"] for r in run.records if r["status"] == "ok"]
+    names = [tname(r) for r in run.records if r["status"] == "ok"]
     assert names.index("Remove the replica") < names.index("Join and wait until every replica is healthy, worker4")
     assert dead not in lab.replicas()
     assert nodes_of(lab) == ["worker1", "worker3", "worker4"]
@@ -190,7 +195,7 @@ def test_lb_pool_main_follows_health_and_refuses_when_health_is_unknown(lab):
         before = pools(lab)
         run = lab.run(play, extra_vars=extra(lab), touches=False)
         assert run.rc != 0
-        assert run.task("Read the cluster")["status"] == "failed"
+        assert run.task("msr.replicas.lb_pool : Read the cluster")["status"] == "failed"
         assert pools(lab) == before
     finally:
         lab.fault("clear")
