@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := openssh-server haproxy nginx-light libnginx-mod-stream iproute2 nftables socat python3-venv python3.11 procps psmisc
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: deps venv lab-up lab-down demo test test-unit test-lab test-sanity test-integration lint clean
+.PHONY: deps venv lab-up lab-down demo test test-unit test-lab test-sanity test-integration test-molecule lint clean
 
 # apt packages: update the index only when something is missing (a fresh machine needs it first).
 deps:
@@ -52,6 +52,9 @@ test-sanity: venv
 
 test-integration: venv
 	$(BIN)/pytest -q tests/integration
+
+test-molecule: venv
+	scripts/molecule.sh
 
 clean: lab-down
 	rm -rf $(VENV) build tests/output

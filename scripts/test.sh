@@ -17,6 +17,7 @@ run lab         pytest -q -p no:cacheprovider tests/lab/tests
 run sanity      scripts/sanity.sh
 run lint        scripts/lint.sh
 run integration pytest -q -p no:cacheprovider tests/integration
+run molecule    scripts/molecule.sh
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED groups: ${failed[*]}"
   exit 1
