@@ -105,8 +105,11 @@ class PoolRun:
             os.unlink(tmp)
         if rc != 0:
             shown = " ".join("<new file>" if a == tmp else a for a in argv)
+            # HAProxy's NOTICE lines (its version and path) say nothing about the error
+            why = "\n".join(line for line in (err or out).replace(tmp, "<new file>").strip().splitlines()
+                            if not line.startswith("[NOTICE]"))
             raise LbError("%s: `%s` rejected the new config, so %s is unchanged: %s"
-                          % (self.host, shown, self.file.path, (err or out).strip().replace(tmp, "<new file>")))
+                          % (self.host, shown, self.file.path, why))
         return None if self.check else tmp
 
     def reload(self, before_text):

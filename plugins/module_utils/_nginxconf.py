@@ -160,7 +160,7 @@ def _insert(text, up, anchor, statements, nl):
     line_start, line_end = _line_bounds(text, pos, pos)
     rest = text[pos:line_end].strip()
     if rest and not rest.startswith("#"):
-        return (pos, pos, "".join(" " + s for s in statements) + ("" if anchor else " "))
+        return (pos, pos, "".join(" " + s for s in statements) + ("" if anchor or text[pos:pos + 1].isspace() else " "))
     if anchor:
         first = text[_line_bounds(text, anchor["start"], anchor["start"])[0]:anchor["start"]]
         indent = first if not first.strip() else ""
