@@ -16,6 +16,7 @@ failure) -> reload -> wait for a new worker; its old workers finish their connec
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import time
@@ -105,8 +106,10 @@ class PoolRun:
             os.unlink(tmp)
         if rc != 0:
             shown = " ".join("<new file>" if a == tmp else a for a in argv)
-            # HAProxy's NOTICE lines (its version and path) say nothing about the error
-            why = "\n".join(line for line in (err or out).replace(tmp, "<new file>").strip().splitlines()
+            # HAProxy's NOTICE lines (its version and path) say nothing about the error, and its pid
+            # would make every run's message differ
+            why = "\n".join(re.sub(r"^(\[\w+\])\s+\(\d+\) :", r"\1", line)
+                            for line in (err or out).replace(tmp, "<new file>").strip().splitlines()
                             if not line.startswith("[NOTICE]"))
             raise LbError("%s: `%s` rejected the new config, so %s is unchanged: %s"
                           % (self.host, shown, self.file.path, why))

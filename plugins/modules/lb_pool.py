@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: lb_pool
 short_description: Keep the MSR pool of an HAProxy or NGINX load balancer
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Keeps the servers of the MSR backends of a TCP load balancer in front of the replicas (HTTP on 80,
     HTTPS on 443, passed through) equal to what O(members) and O(state) say. Runs B(on the LB host)
@@ -109,8 +109,8 @@ options:
     description:
       - The backends (HAProxy C(backend) or C(listen) sections) or stream upstreams (NGINX) of the pool,
         each with the kind of port its servers use, V(http) or V(https). Each must exist.
-      - Default C({msr_http: http, msr_https: https}) for HAProxy, C({msr_80: http, msr_443: https})
-        for NGINX.
+      - "Default C({msr_http: http, msr_https: https}) for HAProxy, C({msr_80: http, msr_443: https})
+        for NGINX."
     type: dict
   server_options:
     description:
@@ -157,6 +157,7 @@ seealso:
     description: C(show servers state), C(set server ... state).
     link: https://docs.haproxy.org/2.6/management.html
   - name: NGINX stream upstream module
+    description: The C(upstream) block and the parameters of C(server).
     link: https://nginx.org/en/docs/stream/ngx_stream_upstream_module.html
 """
 

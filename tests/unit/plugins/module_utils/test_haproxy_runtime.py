@@ -100,7 +100,7 @@ def fake_haproxy():
     def serve():
         while True:
             try:
-                conn, _ = srv.accept()
+                conn, _addr = srv.accept()
             except OSError:
                 return
             with conn:

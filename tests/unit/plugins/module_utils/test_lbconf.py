@@ -229,6 +229,7 @@ def test_second_edit_changes_nothing_and_the_pool_is_what_the_state_says(start, 
     before = {s["name"] for s in L.haproxy_servers(text, UB)["msr_https"]}
     wanted = {W[i - 1][0] for i in listed}
     assert names == {"present": before | wanted, "absent": before - wanted, "exact": wanted}[state]
+
     # only server lines of msr_https differ (the other backends' worker2 and worker3 stay)
     def others(t):
         return [line for line in t.splitlines() if not re.search(r"server worker\d +10\.0\.0\.2\d:443", line)]
