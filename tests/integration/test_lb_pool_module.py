@@ -21,6 +21,7 @@ import pytest
 from msr_lab.lb import haproxy as labhap
 from msr_lab.lb import nginx as labngx
 from msr_lab.lb.common import read_node_file
+from msr_lab.nodes.netns import write_node_file
 
 from msrint import STATE_DIR
 
@@ -119,6 +120,7 @@ def test_haproxy_add_check_mode_apply_idempotent_and_persisted(lab3):
     lab = lab3
     set_haproxy_pool(lab, "worker1", "worker2")
     before, pid = config("lb1"), labhap.haproxy_pid(STATE_DIR, "lb1")
+    lab.ssh("lb1", "chmod 640 %s && chgrp haproxy %s" % (HAPROXY_CFG, HAPROXY_CFG))
     add = dict(provider="haproxy", members=[member(lab, "worker3")])
 
     state, r = run_pool(lab, "lb1", check=True, **add)
@@ -135,6 +137,7 @@ def test_haproxy_add_check_mode_apply_idempotent_and_persisted(lab3):
     after = config("lb1")
     assert line in after and DEFAULT_LINE % ("worker3", lab.hosts["worker3"], 443) in after
     assert after == r["diff"][0]["after"] and labhap.haproxy_pid(STATE_DIR, "lb1") != pid
+    assert lab.ssh("lb1", "stat -c '%%a %%U %%G' %s" % HAPROXY_CFG).stdout.split() == ["640", "root", "haproxy"]
     assert [m["name"] for m in r["pool"]] == ["worker1", "worker2", "worker3"]
 
     for check in (False, True):
@@ -310,3 +313,35 @@ def test_nginx_remove_and_add_on_lb3(lab3):
     assert [m["name"] for m in r["pool"]] == sorted([lab.hosts["worker1"], lab.hosts["worker2"], "worker3"])
     state, r = run_pool(lab, "lb3", **add)
     assert state == "ok" and r["changed"] is False
+
+
+def test_nginx_upstream_include_file_is_validated_through_the_main_config(lab3):
+    lab = lab3
+    servers = lab_servers(lab, "worker1", "worker2", "worker3")
+    full = labngx.render_nginx_conf(servers)
+    start, end = full.index("\tupstream msr_80"), full.index("\tserver {")
+    include = "/etc/nginx/msr-upstreams.conf"
+    write_node_file((STATE_DIR, "lb3"), include, "# MSR pool, included by nginx.conf\n" + full[start:end])
+    write_node_file((STATE_DIR, "lb3"), NGINX_CONF, full[:start] + "\tinclude %s;\n" % include + full[end:])
+    labngx.reload_nginx(STATE_DIR, "lb3")
+    main, upstreams = config("lb3", NGINX_CONF), config("lb3", include)
+    common = dict(provider="nginx", config=include, members=[member(lab, "worker3")])
+
+    state, r = run_pool(lab, "lb3", state="absent", **common)
+    assert state == "ok" and r["changed"] is True and r["removed"] == ["worker3"]
+    assert config("lb3", include) == upstreams.replace(
+        "\t\tserver %s:80 max_fails=2 fail_timeout=30s;\n" % lab.hosts["worker3"], "").replace(
+        "\t\tserver %s:443 max_fails=2 fail_timeout=30s;\n" % lab.hosts["worker3"], "")
+    assert config("lb3", NGINX_CONF) == main
+
+    # nginx -t -c nginx.conf refuses the new include file: the old one is put back byte for byte
+    after = config("lb3", include)
+    state, r = run_pool(lab, "lb3", server_options="max_fails=x", **common)
+    assert state == "failed" and r["changed"] is False
+    assert r["msg"].startswith("lb3: nginx -t -c /etc/nginx/nginx.conf rejected the new %s, so the old one was "
+                               "put back: " % include)
+    assert sha(config("lb3", include)) == sha(after)
+    assert lab.ssh("lb3", "ls -A /etc/nginx | grep -c lb_pool", check=False).stdout.strip() == "0"
+
+    state, r = run_pool(lab, "lb3", server_options="max_fails=2 fail_timeout=30s", **common)
+    assert state == "ok" and r["changed"] is True and config("lb3", include) == upstreams
