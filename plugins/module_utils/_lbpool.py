@@ -80,11 +80,6 @@ class PoolRun:
 
     # ------------------------------------------------------------ shared steps
 
-    def run_cmd(self, argv, what):
-        rc, out, err = self.module.run_command(argv)
-        if rc != 0:
-            raise LbError("%s: %s failed (rc %s): %s" % (self.host, what, rc, (err or out).strip()))
-
     def reload_argv(self):
         if self.p["reload_command"]:
             return list(self.p["reload_command"])
