@@ -63,7 +63,8 @@ class Report:
             self.checked.append(check)
 
     def result(self):
-        return {"ok": not self.failures, "failures": self.failures, "warnings": self.warnings,
+        # "cautions", not "warnings": a module result's warnings key is Ansible's own (plain texts)
+        return {"ok": not self.failures, "failures": self.failures, "cautions": self.warnings,
                 "failed_checks": sorted(set(f["check"] for f in self.failures)), "checked": self.checked}
 
 
@@ -86,7 +87,8 @@ def settings_with_defaults(settings):
 
 
 def evaluate(info, hosts, settings=None, requirements=None):
-    """{"ok", "failures", "warnings", "failed_checks", "checked"} for the given observations.
+    """{"ok", "failures", "cautions", "failed_checks", "checked"} for the given observations (cautions: the
+    warnings).
 
     ``info``: the cluster_info result, None when it was not read (see tls_ready), or a failed result
     (with ``msg`` and no ``nodes``). ``hosts``: [{"host", "node", "groups"}] for group msr.

@@ -17,7 +17,8 @@ description:
     the prerequisites of an HA MSR cluster, and reports B(all) failures at once. It reads nothing itself
     and changes nothing.
   - Fails when any check fails; the message lists every failure, each starting with the host (or C(MKE),
-    C(group msr), ...) it is about and saying how to fix it. Warnings are Ansible warnings.
+    C(group msr), ...) it is about and saying how to fix it. Warnings are Ansible warnings, and listed in
+    RV(cautions).
   - The checks (RV(checked) names them) - MKE has at least 3 managers, an odd number, all ready and
     reachable; group msr has at least 3 hosts (or O(settings.allow_small_cluster), a warning), an odd number
     (or O(settings.allow_even), a warning), a warning above O(settings.max_replicas); each msr host is an MKE
@@ -128,8 +129,8 @@ failures:
     message: {description: The subject, the problem and the fix, type: str, returned: always}
   sample:
     - {check: msr_even, subject: group msr, message: "group msr: 4 hosts, an even number: ..."}
-warnings:
-  description: Every warning (also shown as Ansible warnings), same keys as RV(failures).
+cautions:
+  description: Every warning (each also an Ansible warning), with the same keys as RV(failures).
   returned: always
   type: list
   elements: dict
@@ -190,7 +191,7 @@ def main():
     )
     p = module.params
     report = evaluate(p["cluster_info"], p["hosts"], p["settings"], p["requirements"])
-    for w in report["warnings"]:
+    for w in report["cautions"]:
         module.warn(w["message"])
     if report["failures"]:
         module.fail_json(msg=summary(report["failures"]), changed=False, **report)
