@@ -60,7 +60,7 @@ options:
     type: dict
     default: {}
     suboptions:
-      mke_url: {description: C(msr_mke_url), for messages, type: str}
+      mke_url: {description: "C(msr_mke_url), for messages", type: str}
       mke_ca: {description: Whether C(msr_mke_ca) is given, type: bool, default: false}
       mke_insecure_tls: {description: C(msr_mke_insecure_tls), type: bool, default: false}
       msr_ca: {description: Whether C(msr_ca) is given, type: bool, default: false}
@@ -89,8 +89,8 @@ options:
         type: list
         elements: str
         default: []
-      module_host: {description: Where the replica module runs (for messages), type: str, default: localhost}
-      docker_host: {description: The replica module's docker_host (for messages), type: str}
+      module_host: {description: "Where the replica module runs (for messages)", type: str, default: localhost}
+      docker_host: {description: "The replica module's docker_host (for messages)", type: str}
 """
 
 EXAMPLES = r"""
@@ -126,7 +126,7 @@ failures:
   contains:
     check: {description: "The check (see RV(checked))", type: str, returned: always}
     subject: {description: "What it is about: an inventory host, an MKE node, C(MKE), C(group msr), ...", type: str, returned: always}
-    message: {description: The subject, the problem and the fix, type: str, returned: always}
+    message: {description: "The subject, the problem and the fix", type: str, returned: always}
   sample:
     - {check: msr_even, subject: group msr, message: "group msr: 4 hosts, an even number: ..."}
 cautions:

@@ -122,6 +122,17 @@ def test_a_clean_lab_passes(lab, check):
     assert "ok=" in run.stdout and "changed=0" in run.stdout and "failed=0" in run.stdout
 
 
+def test_no_secret_in_any_output(lab):
+    """At -vvv: the MKE password reaches cluster_info through module_defaults and appears nowhere."""
+    lab.fresh(replicas=3)
+    before = snapshot(lab)
+    run = lab.run(play(QUIET), verbosity=3, touches=False)
+    assert run.rc == 0, run.output
+    assert lab.password not in run.stdout + run.stderr
+    assert lab.password not in str(run.records)
+    assert snapshot(lab) == before
+
+
 def test_the_system_requirements_are_warnings(lab):
     lab.fresh(replicas=3)
     run, result = preflight(lab, variables={"preflight_min_memory_gb": 16})

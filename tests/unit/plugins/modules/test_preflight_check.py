@@ -87,8 +87,8 @@ def test_warnings_are_ansible_warnings(capsys):
 
 
 def test_no_cluster_info_and_typed_settings(capsys):
-    out = run_module(capsys, preflight_check, {"hosts": HOSTS, "settings": {"mke_ca": "no", "msr_ca": "yes",
-                                                                           "msr_version": "2.9.16"}})
+    settings = {"mke_ca": "no", "msr_ca": "yes", "msr_version": "2.9.16"}
+    out = run_module(capsys, preflight_check, {"hosts": HOSTS, "settings": settings})
     assert out["failed_checks"] == ["mke_not_read", "mke_tls"]
 
 
