@@ -247,7 +247,7 @@ def test_a_missing_docker_sdk_where_the_replica_module_runs(lab):
     lab.fresh(replicas=3)
     run, result = preflight(lab, variables=NO_SDK)
     assert run.rc != 0
-    host = "ssh://%s" % lab.vars["msr_bootstrap_host"]
+    host = "ssh://root@%s" % lab.hosts[lab.vars["msr_bootstrap_host"]]      # the replica role's docker_host
     assert failures(result) == [
         "localhost: the docker SDK for Python is not importable by /usr/bin/python3 (ModuleNotFoundError: No module "
         "named 'docker'), and msr.replicas.replica runs the bootstrapper with it there; install it for that "
