@@ -305,9 +305,12 @@ def test_every_failure_at_once(lab):
     steps = [("partition", "manager2"), ("workload", "worker2"), ("admin-scheduling", "off")]
     with faults(lab, steps, undo=[("clear",), ("admin-scheduling", "on")]):
         wait_mke_down(lab, "manager2")
-        run, result = preflight(lab, msr=["worker1", "worker2", "manager1", "worker3"], groups={"apps": ["worker3"]},
-                                variables=NO_SDK, extra_vars={"msr_version": "2.9.15"})
-    assert run.rc != 0
+        args = dict(msr=["worker1", "worker2", "manager1", "worker3"], groups={"apps": ["worker3"]},
+                    variables=NO_SDK, extra_vars={"msr_version": "2.9.15"})
+        run, result = preflight(lab, **args)
+        checked_run, checked = preflight(lab, check=True, **args)
+    assert run.rc != 0 and checked_run.rc == run.rc
+    assert checked["failures"] == result["failures"]     # check mode predicts the same refusal
     assert result["failed_checks"] == sorted([
         "mke_managers", "mke_manager_down", "msr_even", "msr_node_manager", "msr_node_workloads", "msr_host_groups",
         "storage_shared", "msr_version", "mke_admin_scheduling", "docker_sdk", "paramiko"])
