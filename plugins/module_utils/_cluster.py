@@ -12,9 +12,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
-from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient, nfs_storage, workloads_by_node
+from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
 from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, problems, replica_state
+from ansible_collections.msr.replicas.plugins.module_utils._workloads import nfs_storage, workloads_by_node
 
 DEFAULT_HTTPS_PORT = 443
 
