@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: lb_pool
 short_description: Keep the MSR pool of an HAProxy or NGINX load balancer
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Keeps the servers of the MSR backends of a TCP load balancer in front of the replicas (HTTP on 80,
     HTTPS on 443, passed through) equal to what O(members) and O(state) say. Runs B(on the LB host)

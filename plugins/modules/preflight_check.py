@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: preflight_check
 short_description: Check every prerequisite of a highly available MSR 2.x cluster at once
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Decides, from what other modules read, whether the MKE cluster, the inventory and the controller meet
     the prerequisites of an HA MSR cluster, and reports B(all) failures at once. It reads nothing itself

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: requirements_info
 short_description: Tell whether the Python modules the MSR bootstrapper modules need are importable
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Reports whether the Python that runs this module can import the docker SDK for Python, which
     M(msr.replicas.replica) and M(msr.replicas.backup) use to run the C(mirantis/dtr) bootstrapper, and
