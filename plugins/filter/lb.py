@@ -20,7 +20,8 @@ def member(replica):
 
 
 def msr_lb_members(replicas, healthy=True):
-    """Members of the healthy replicas (healthy=True), or of the replicas on a node that are not healthy."""
+    """Members of the healthy replicas (healthy=True), of the replicas on a node that are not healthy
+    (False), or of every replica on a node (None)."""
     if isinstance(replicas, dict):
         replicas = replicas.get("replicas")
     if not isinstance(replicas, (list, tuple)):
@@ -31,9 +32,9 @@ def msr_lb_members(replicas, healthy=True):
     for r in replicas:
         if not r.get("node") or r["node"] in seen:
             continue
-        if (r.get("state") == "healthy") != bool(healthy):
+        if healthy is not None and (r.get("state") == "healthy") != bool(healthy):
             continue
-        if healthy and not r.get("address"):
+        if healthy is not False and not r.get("address"):
             continue
         seen.add(r["node"])
         out.append(member(r))

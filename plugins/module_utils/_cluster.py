@@ -15,6 +15,7 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import MsrErr
 from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
 from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, problems, replica_state
+from ansible_collections.msr.replicas.plugins.module_utils._workloads import nfs_storage, workloads_by_node
 
 DEFAULT_HTTPS_PORT = 443
 
@@ -46,9 +47,13 @@ def replica_url(address, port):
     return "https://%s:%d" % (host, port) if port != 443 else "https://%s" % host
 
 
-def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_PORT, mke_config=False):
+def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_PORT, mke_config=False,
+            workloads=False):
     """One read of the whole cluster: MKE nodes/containers, then each replica's /_ping, then
-    cluster_status and storage from the first replica (or msr_url) that answers."""
+    cluster_status and storage from the first replica (or msr_url) that answers.
+
+    ``workloads``: also read every container MKE sees (one more request) for each node's workloads and
+    whether image storage is MSR's NFS volume."""
     nodes = mke.nodes()
     containers = mke.replica_containers()
     ports = mke.replica_ports()
@@ -82,7 +87,17 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
     if mke_config:
         # MKE's scheduling settings (config TOML); scheduling() reports a failure instead of raising.
         view["mke"] = mke.scheduling()
+    if workloads:
+        add_workloads(view, mke.all_containers())
     return view
+
+
+def add_workloads(view, containers):
+    """Each node's ``workloads`` (containers neither MSR's nor MKE's) and ``storage.nfs`` from every container."""
+    found = workloads_by_node(containers)
+    for node in view["nodes"]:
+        node["workloads"] = found.get(node["name"], [])
+    view["storage"] = dict(view["storage"], nfs=nfs_storage(containers))
 
 
 def _detail(state, c, node, health_text, ping, down_nodes):

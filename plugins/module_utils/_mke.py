@@ -82,6 +82,13 @@ class MkeClient:
             raise MsrError("MKE GET /containers/json did not return a JSON list")
         return data
 
+    def all_containers(self):
+        """Every container of every node MKE reaches (any state), as /containers/json summaries."""
+        data, _raw = self._get("/containers/json?all=1")
+        if not isinstance(data, list):
+            raise MsrError("MKE GET /containers/json did not return a JSON list")
+        return data
+
     def config_toml(self):
         """MKE's configuration file (TOML text), as GET /api/ucp/config-toml serves it to an admin."""
         _data, raw = self._get("/api/ucp/config-toml", accept_type="application/toml")
@@ -120,6 +127,7 @@ def node_summary(raw):
     desc = raw.get("Description") or {}
     status = raw.get("Status") or {}
     manager = raw.get("ManagerStatus") or {}
+    resources = desc.get("Resources") or {}
     return {
         "id": raw.get("ID"),
         "name": desc.get("Hostname"),
@@ -131,7 +139,23 @@ def node_summary(raw):
         "labels": spec.get("Labels") or {},
         "leader": bool(manager.get("Leader")),
         "reachability": manager.get("Reachability"),
+        "cpus": _cpus(resources.get("NanoCPUs")),
+        "memory_bytes": _int_or_none(resources.get("MemoryBytes")),
     }
+
+
+def _cpus(nano):
+    value = _int_or_none(nano)
+    return value / 1e9 if value is not None else None
+
+
+def _int_or_none(value):
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def split_name(names, kind):

@@ -27,6 +27,17 @@ extends_documentation_fragment:
   - msr.replicas.attributes
   - msr.replicas.attributes.actiongroup_msr
   - msr.replicas.attributes.info_module
+options:
+  workloads:
+    description:
+      - Also read every container MKE sees (C(/containers/json?all=1), one more request) and return each
+        node's RV(nodes[].workloads) and RV(storage.nfs). Off by default to keep the normal read cheap.
+      - A workload is a container that is neither MSR's nor MKE's own. MSR's own are named C(dtr-*) or run
+        the bootstrapper image (C(<registry>/dtr:<version>)). MKE's own are named C(ucp-*), or are Kubernetes
+        containers (C(k8s_<container>_<pod>_<namespace>_...), labels C(io.kubernetes.pod.*)) of a pod in the
+        C(kube-system) namespace or of a pod named C(ucp-*), such as calico-node and node feature discovery.
+    type: bool
+    default: false
 notes:
   - A replica is C(healthy) when its container runs on a ready MKE node, its C(/_ping) answers 200 and
     C(replica_health) reports C(OK) for it. The top-level RV(healthy) is the collection's one health predicate,
@@ -123,9 +134,30 @@ nodes:
     leader: {description: Whether the node is the swarm leader, type: bool, returned: always}
     reachability: {description: Manager reachability, type: str, returned: always}
     replica_id: {description: "The replica on the node, null when none", type: str, returned: always}
+    cpus:
+      description: CPUs of the node (C(Description.Resources.NanoCPUs) / 10^9), null when MKE does not say.
+      type: float
+      returned: always
+    memory_bytes:
+      description: Memory of the node in bytes (C(Description.Resources.MemoryBytes)), null when MKE does not say.
+      type: int
+      returned: always
+    workloads:
+      description:
+        - The node's containers that are neither MSR's nor MKE's own (see O(workloads)), any state. MKE lists
+          no container of a node it cannot reach, so a down node shows none.
+      type: list
+      elements: dict
+      returned: when O(workloads=true)
+      contains:
+        name: {description: Container name, type: str, returned: always}
+        image: {description: Container image, type: str, returned: always}
+        state: {description: "Container state (C(running), C(exited), ...)", type: str, returned: always}
+        namespace: {description: "Kubernetes namespace of its pod, null for a plain container", type: str, returned: always}
   sample:
     - {name: worker-1, id: stn47x52941yu9b8752fadmqv, role: worker, state: ready, availability: active,
-       address: 172.31.16.116, labels: {}, message: Healthy MKE worker, leader: false, reachability: null}
+       address: 172.31.16.116, labels: {}, message: Healthy MKE worker, leader: false, reachability: null,
+       cpus: 4.0, memory_bytes: 16651931648}
 replicas:
   description: MSR replicas, from MKE containers and C(cluster_status); ghosts have no container.
   returned: success
@@ -176,6 +208,13 @@ storage:
   contains:
     driver: {description: "The storage driver (C(filesystem), C(s3), C(azure), ...), null when unknown", type: str, returned: always}
     drivers: {description: Driver keys found, type: list, elements: str, returned: always}
+    nfs:
+      description:
+        - Whether the replicas keep images on MSR's NFS volume (C(dtr-nfs-registry-<id>), from install's
+          C(--nfs-storage-url)); MSR reports NFS storage as the V(filesystem) driver, so only the volumes tell
+          them apart. Null when no C(dtr-registry-<id>) container is seen.
+      type: bool
+      returned: when O(workloads=true)
   sample: {driver: s3, drivers: [s3]}
 quorum:
   description: RethinkDB quorum numbers for the current membership.
@@ -218,11 +257,14 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import (
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_argument_spec(), supports_check_mode=True)
+    spec = connection_argument_spec()
+    spec["workloads"] = dict(type="bool", default=False)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     check_connection_params(module)
     try:
         mke, msr_factory = clients_from_params(module.params)
-        view = observe(mke, msr_factory, msr_url=module.params["msr_url"], mke_config=True)
+        view = observe(mke, msr_factory, msr_url=module.params["msr_url"], mke_config=True,
+                       workloads=module.params["workloads"])
     except MsrError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **public_view(view))

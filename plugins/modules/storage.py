@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: storage
 short_description: Read and set the image storage of MSR 2.x
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the image storage settings of Mirantis Secure Registry (C(/api/v0/admin/settings/registry/simple))
     and, when they differ from the options, replaces them with a C(PUT), then reads them again to report

@@ -86,9 +86,10 @@ class Lab:
                                  % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
         return proc
 
-    def up(self, replicas=1):
+    def up(self, replicas=1, options=()):
+        """``options``: more `msr-lab up` options (e.g. ("--managers", "2")); the last of a repeated one wins."""
         self.cli("up", "--subnet", LAB_SUBNET, "--replicas", str(replicas), "--join-seconds", str(JOIN_SECONDS),
-                 "--lb-kind", LB_KINDS, timeout=180)
+                 "--lb-kind", LB_KINDS, *options, timeout=180)
         self.cli("inventory", "-o", str(self.inventory))
         if self.home.exists():
             shutil.rmtree(self.home)
@@ -99,17 +100,18 @@ class Lab:
         for group in inv["all"]["children"].values():
             for name, hv in (group.get("hosts") or {}).items():
                 self.hosts[name] = hv["ansible_host"]
-        self.pristine = replicas
+        self.pristine = (replicas, tuple(options)) if options else replicas
 
     def down(self):
         return self.cli("down", check=False, timeout=180)
 
-    def fresh(self, replicas=1):
-        """A lab untouched since `up` with ``replicas`` seeded replicas (recreated when needed)."""
-        if self.pristine == replicas:
+    def fresh(self, replicas=1, options=()):
+        """A lab untouched since `up` with ``replicas`` seeded replicas and these extra `up` options
+        (recreated when needed)."""
+        if self.pristine == ((replicas, tuple(options)) if options else replicas):
             return
         self.down()
-        self.up(replicas)
+        self.up(replicas, options)
 
     def touched(self):
         self.pristine = None
@@ -220,8 +222,8 @@ class Lab:
         }], sort_keys=False)
 
     def run(self, playbook, check=False, diff=True, verbosity=0, extra_vars=None, timeout=180, env=None,
-            touches=True):
-        """Run ansible-playbook on YAML text (or a path) against the lab inventory.
+            touches=True, inventory=None):
+        """Run ansible-playbook on YAML text (or a path) against the lab inventory (or ``inventory``, a path).
 
         ``touches=False``: the caller asserts the run changed nothing, so the lab stays "fresh".
         """
@@ -232,7 +234,7 @@ class Lab:
             path = self.playbooks / ("play%03d.yml" % self._runs)
             path.write_text(playbook)
         record = self.workdir / ("records%03d.jsonl" % self._runs)
-        args = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(path)]
+        args = [str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory), str(path)]
         if check:
             args.append("--check")
         elif touches:

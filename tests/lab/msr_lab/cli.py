@@ -38,8 +38,10 @@ thaw-health TARGET      it reports again
 token-expiry SECONDS    MKE tokens stop working SECONDS after login (bearer and MSR basic auth; 0: never)
 lb-down NODE            an LB node goes down: unreachable, its processes gone (runtime API changes lost)
 lb-up NODE              it boots again: sshd and its enabled LB service start from the config on disk
-clear                   undo the service faults, start stopped engines, heal all partitions and
-                        bring LB nodes back up"""
+workload NODE [NAME]    run an application container NAME (default web, image nginx:1.25) on an MKE
+                        node's engine, so the node is no longer dedicated to MSR
+clear                   undo the service faults, start stopped engines, remove workload containers,
+                        heal all partitions and bring LB nodes back up"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,7 +105,7 @@ def fault_request(kind: str, args: list[str]) -> dict:
              "engine-down": ["target"], "engine-up": ["target"], "slow-ping": ["target", "ms"],
              "hang-ping": ["target"], "freeze-health": ["target"], "thaw-health": ["target"],
              "token-expiry": ["seconds"], "admin-scheduling": ["state"],
-             "lb-down": ["target"], "lb-up": ["target"]}.get(kind, [])
+             "lb-down": ["target"], "lb-up": ["target"], "workload": ["target", "name"]}.get(kind, [])
     required = names if kind == "slow-ping" else names[:1] if kind != "mke-error" else []
     if len(args) < len(required) or len(args) > len(names):
         raise SystemExit(f"msr-lab fault {kind}: expects {' '.join(n.upper() for n in names) or 'no argument'}")

@@ -109,6 +109,9 @@ class Faults:
     def token_expiry(self, seconds: float):
         return self._fault("token-expiry", seconds=seconds)
 
+    def workload(self, node: str, name: str | None = None):
+        return self._fault("workload", target=node, **({"name": name} if name else {}))
+
 
 def status(files: LabFiles | None = None) -> dict:
     return call("status", files)

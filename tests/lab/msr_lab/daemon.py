@@ -183,6 +183,7 @@ class Daemon:
         with self.lab.lock:
             nodes = [{"name": n.name, "role": n.role, "addr": n.addr, "state": n.state,
                       "availability": n.availability, "partitioned": n.partitioned, "lb_down": n.lb_down,
+                      "workloads": list(n.workloads),
                       "engine": None if n.engine is None else ("down" if n.engine_down else "up"),
                       "mke_state": (None if not n.in_mke else "ready" if self.mke.shown_ready(n) else "down")}
                      for n in self.lab.nodes.values()]

@@ -272,6 +272,10 @@ def format_status(data: dict) -> str:
             continue
         for s in pool:
             lines.append(f"  {s.get('backend', ''):<12} {s.get('name', ''):<12} {s.get('addr', ''):<18} {s.get('status', '')}")
+    workloads = {n["name"]: n["workloads"] for n in data["nodes"] if n.get("workloads")}
+    if workloads:
+        lines += ["", "workload containers (fault workload): "
+                  + "; ".join(f"{node}: {', '.join(names)}" for node, names in workloads.items())]
     active = data.get("faults_active", {})
     lines += ["", f"faults: {active or 'none'}", f"MKE: {data.get('mke_url')}"]
     return "\n".join(lines)

@@ -46,6 +46,7 @@ class Node:
     partitioned: bool = False            # cut off the lab network (fault)
     engine_down: bool = False            # its Docker engine is stopped (fault): no socket, containers stopped
     lb_down: bool = False                # an LB node that is down (fault lb-down): unreachable, no process
+    workloads: list[str] = field(default_factory=list)   # containers the workload fault started on it
     engine: object = None                # engine_state.EngineState, set by the daemon
 
     @property

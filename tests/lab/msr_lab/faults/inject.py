@@ -8,7 +8,9 @@ from msr_lab.nodes import netns
 
 KINDS = ("stop-replica", "start-replica", "partition", "heal", "kill-bootstrapper", "slow-join",
          "mke-error", "mke-latency", "ghost", "quorum-loss", "admin-scheduling", "clear",
-         "engine-down", "engine-up", "slow-ping", "hang-ping", "freeze-health", "thaw-health", "token-expiry", "lb-down", "lb-up")
+         "engine-down", "engine-up", "slow-ping", "hang-ping", "freeze-health", "thaw-health", "token-expiry", "lb-down", "lb-up", "workload")
+# What the workload fault runs: an ordinary application container, neither MSR's nor MKE's.
+WORKLOAD_IMAGE = "nginx:1.25"
 
 
 def replica_id(lab: Lab, target: str) -> str:
@@ -72,6 +74,8 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         replica_fault(lab, kind, replica_id(lab, target), req)
     elif kind == "token-expiry":
         faults.token_ttl = float(req["seconds"])
+    elif kind == "workload":
+        start_workload(lab, target, req.get("name") or "web")
     reported, _ = lab.cluster.reports.view(None, lab.now())
     return {"faults": vars(faults).copy(), "health": lab.cluster.health(), "reported": reported}
 
@@ -85,6 +89,31 @@ def engine_fault(lab: Lab, name: str, down: bool) -> None:
         node.engine.shut_down()
     elif not down and node.engine_down:
         node.engine.boot()
+
+
+def start_workload(lab: Lab, name: str, container: str) -> None:
+    """A user's application container on an MKE node's engine (docker run -d nginx:1.25), which MKE's
+    /containers/json then lists: the node is no longer dedicated to MSR. `clear` removes it."""
+    node = lab.nodes.get(name)
+    if node is None or node.engine is None:
+        nodes = ", ".join(n.name for n in lab.mke_nodes()) or "none"
+        raise ValueError(f"{name!r} is not an MKE node (MKE nodes: {nodes})")
+    node.engine.load_image(WORKLOAD_IMAGE)
+    node.engine.run_service(container, WORKLOAD_IMAGE, {"msr-lab.fault": "workload"}, health=None)
+    with lab.lock:
+        node.workloads.append(container)
+    lab.changed()
+
+
+def stop_workloads(lab: Lab) -> None:
+    """Remove the containers the workload fault started (those still there)."""
+    for node in lab.mke_nodes():
+        with lab.lock:
+            names, node.workloads = list(node.workloads), []
+        for container in names:
+            c = node.engine.find_container(container)
+            if c is not None:
+                node.engine.remove_container(c, force=True)
 
 
 def replica_fault(lab: Lab, kind: str, rid: str, req: dict) -> None:
@@ -136,8 +165,8 @@ def lb_power(lab: Lab, desc: dict, name: str, up: bool) -> None:
 
 
 def clear(lab: Lab, desc: dict) -> None:
-    """Undo the service faults, start stopped engines, heal every partition and boot downed LB nodes.
-    Stopped and ghost replicas stay as they are."""
+    """Undo the service faults, start stopped engines, remove the workload containers, heal every partition and
+    boot downed LB nodes. Stopped and ghost replicas stay as they are."""
     faults = lab.faults
     faults.kill_at_phase = None
     faults.join_seconds = float(lab.config.get("join_seconds", 3.0))
@@ -151,6 +180,7 @@ def clear(lab: Lab, desc: dict) -> None:
     for node in lab.nodes.values():
         if node.engine_down:
             node.engine.boot()
+    stop_workloads(lab)
     for name, node in lab.nodes.items():
         if node.partitioned:
             if not node.lb_down:

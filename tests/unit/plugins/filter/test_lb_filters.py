@@ -34,6 +34,10 @@ def test_members_to_take_out_are_the_non_healthy_replicas_on_a_node():
     assert [m["name"] for m in msr_lb_members(REPLICAS, healthy=False)] == ["worker3", "worker4"]
 
 
+def test_every_replica_on_a_node_with_an_address():
+    assert [m["name"] for m in msr_lb_members(REPLICAS, healthy=None)] == ["worker1", "worker2", "worker3", "worker4"]
+
+
 def test_accepts_a_whole_cluster_info_result():
     assert msr_lb_members({"replicas": REPLICAS}) == msr_lb_members(REPLICAS)
 

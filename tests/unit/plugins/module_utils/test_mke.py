@@ -55,7 +55,31 @@ def test_node_summary_reads_documented_fields(fixture):
     assert n == {"id": "stn47x52941yu9b8752fadmqv", "name": "ip-172-31-16-116", "role": "manager",
                  "availability": "active", "state": "ready", "message": "Healthy MKE manager",
                  "address": "172.31.16.116", "labels": fixture("mke_nodes.json")[0]["Spec"]["Labels"],
-                 "leader": True, "reachability": "reachable"}
+                 "leader": True, "reachability": "reachable", "cpus": None, "memory_bytes": None}
+
+
+def test_node_summary_reads_cpus_and_memory():
+    raw = {"Description": {"Hostname": "w1", "Resources": {"NanoCPUs": 4000000000, "MemoryBytes": 16651931648}}}
+    n = node_summary(raw)
+    assert (n["cpus"], n["memory_bytes"]) == (4.0, 16651931648)
+    half = node_summary({"Description": {"Resources": {"NanoCPUs": 1500000000, "MemoryBytes": "x"}}})
+    assert (half["cpus"], half["memory_bytes"]) == (1.5, None)
+    assert node_summary({"Description": {"Resources": {"NanoCPUs": True}}})["cpus"] is None
+
+
+def test_all_containers_asks_every_container(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    https_api.add("GET", "/containers/json?all=1", (200, fixture("mke_containers_all.json")))
+    items = client(https_api, pki).all_containers()
+    assert len(items) == len(fixture("mke_containers_all.json"))
+    assert https_api.requests[-1]["path"] == "/containers/json?all=1"
+
+
+def test_all_containers_refuses_a_non_list(https_api, pki, fixture):
+    mke_routes(https_api, fixture)
+    https_api.add("GET", "/containers/json?all=1", (200, {"message": "nope"}))
+    with pytest.raises(MsrError, match="did not return a JSON list"):
+        client(https_api, pki).all_containers()
 
 
 def test_replica_containers_hex_ids_label_or_name(https_api, pki, fixture):

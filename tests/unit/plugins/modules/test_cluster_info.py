@@ -41,6 +41,12 @@ class FakeMke:
     def scheduling(self):
         return {"admin_scheduling": True, "user_scheduling": None, "error": None}
 
+    def all_containers(self):
+        FakeMke.all_asked += 1
+        return fx("mke_containers_all.json")
+
+    all_asked = 0
+
 
 class FakeMsr:
     pings = {}
@@ -71,6 +77,7 @@ class FakeMsr:
 def reset():
     FakeMsr.pings, FakeMsr.status, FakeMsr.storage_doc, FakeMsr.asked = {}, "msr_cluster_status.json", "msr_storage_s3.json", []
     FakeMsr.health = {}
+    FakeMke.all_asked = 0
 
 
 def kinds(view):
@@ -192,3 +199,43 @@ def test_module_error(monkeypatch, capsys):
             cluster_info.main()
     out = json.loads(capsys.readouterr().out)
     assert out["failed"] and out["msg"] == "MKE rejected the credentials for user 'admin' (HTTP 401)"
+
+
+def test_workloads_are_read_only_when_asked():
+    view = _cluster.observe(FakeMke(), FakeMsr)
+    assert FakeMke.all_asked == 0
+    assert all("workloads" not in n for n in view["nodes"]) and "nfs" not in view["storage"]
+    # CPUs and memory come with every read (the recorded /nodes has no Resources: unknown)
+    assert all(n["cpus"] is None and n["memory_bytes"] is None for n in view["nodes"])
+
+
+def test_workloads_per_node_and_nfs():
+    view = _cluster.observe(FakeMke(), FakeMsr, workloads=True)
+    assert FakeMke.all_asked == 1
+    found = dict((n["name"], [w["name"] for w in n["workloads"]]) for n in view["nodes"])
+    # worker-1 runs MSR, the bootstrapper, MKE's ucp-* and its kube-system / ucp-* pods: none is a workload
+    assert found == {"ip-172-31-16-116": [], "worker-1": [], "worker-2": ["old-job", "web"],
+                     "worker-3": ["k8s_POD_shop-5d8f7_default_7b7b7b7b-1111-2222-3333-444455556666_0",
+                                  "k8s_app_shop-5d8f7_default_7b7b7b7b-1111-2222-3333-444455556666_2"],
+                     "worker-4": []}
+    assert view["storage"] == {"driver": "s3", "drivers": ["s3"], "nfs": True}
+    # the rest of the view is the same as without workloads
+    plain = _cluster.observe(FakeMke(), FakeMsr)
+    assert [dict((k, v) for k, v in n.items() if k != "workloads") for n in view["nodes"]] == plain["nodes"]
+    assert view["replicas"] == plain["replicas"] and view["issues"] == plain["issues"]
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_module_workloads_option(monkeypatch, capsys, asked):
+    monkeypatch.setattr(cluster_info, "clients_from_params", lambda p: (FakeMke(), FakeMsr))
+    args = dict(BASE, workloads=True) if asked else BASE
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            cluster_info.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["changed"] is False and FakeMke.all_asked == (1 if asked else 0)
+    worker2 = [n for n in out["nodes"] if n["name"] == "worker-2"][0]
+    if asked:
+        assert [w["name"] for w in worker2["workloads"]] == ["old-job", "web"] and out["storage"]["nfs"] is True
+    else:
+        assert "workloads" not in worker2 and "nfs" not in out["storage"]
