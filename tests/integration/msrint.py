@@ -18,8 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 BIN = ROOT / ".venv" / "bin"
 MSR_LAB = str(BIN / "msr-lab")
-LAB_NAME = os.environ.get("MSR_INT_LAB_NAME", "msrint")
-LAB_SUBNET = os.environ.get("MSR_INT_LAB_SUBNET", "10.80.0.0/24")
+
+
+def _worker_lab(name, subnet, worker):
+    """Under pytest-xdist each worker (gw0, gw1, ...) runs its own lab: gw0 the base name and subnet,
+    gwN the name with N appended on the subnet 2N further up (10.80 -> 10.82, 10.84, ...)."""
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if index == 0:
+        return name, subnet
+    octets = subnet.split(".")
+    octets[1] = str(int(octets[1]) + 2 * index)
+    return "%s%d" % (name, index), ".".join(octets)
+
+
+LAB_NAME, LAB_SUBNET = _worker_lab(os.environ.get("MSR_INT_LAB_NAME", "msrint"),
+                                   os.environ.get("MSR_INT_LAB_SUBNET", "10.80.0.0/24"),
+                                   os.environ.get("PYTEST_XDIST_WORKER", ""))
 STATE_DIR = Path("/var/lib/msr-lab-%s" % LAB_NAME)
 # Joins in the lab take this long (msr-lab up --join-seconds); short keeps the suite fast.
 JOIN_SECONDS = 1.0

@@ -28,7 +28,9 @@ def role_play(lab, entry="main", role="replica", **role_vars):
 
 
 def extra(lab, **kw):
-    out = {"msr_backup_dir": str(lab.workdir / "backups"), "lb_pool_up_timeout": 20}
+    # every test its own backup directory (the first test asserts what its runs left there)
+    lab.backups = lab.workdir / ("backups-%d" % lab._runs)
+    out = {"msr_backup_dir": str(lab.backups), "lb_pool_up_timeout": 20}
     out.update(kw)
     return out
 
@@ -67,12 +69,13 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
     assert nodes_of(lab) == ["worker1"] and before_pools["lb1"]["runtime"] == ["worker1"]
     play = role_play(lab)
     ev = extra(lab, replica_nodes=DESIRED)
+    backups = lab.backups
 
     run = lab.run(play, check=True, extra_vars=ev)
     assert run.rc == 0, run.output
     assert recap_changed(run) > 0
     assert lab.replicas() == before_cluster and pools(lab) == before_pools, "check mode changed something"
-    assert not (lab.workdir / "backups").exists()
+    assert not backups.exists()
     predicted = [r for r in run.records if tname(r).startswith("Keep the HAProxy pool of") and r["result"].get("changed")]
     assert {r["delegated_to"] for r in predicted} == set(HAPROXY_LBS), [r["task"] for r in predicted]
 
@@ -94,7 +97,8 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
         wait_up(lb, DESIRED)
     assert pools(lab) == {"lb1": {"runtime": DESIRED, "file": DESIRED}, "lb2": {"runtime": DESIRED, "file": DESIRED},
                           "lb3": DESIRED}
-    assert len(list((lab.workdir / "backups").glob("dtr-metadata-*-backup-*.tar"))) == 1
+    # rule 11: a backup before each of the two joins
+    assert len(list(backups.glob("dtr-metadata-*-backup-*.tar"))) == 2
 
     # a reload keeps the pool: it lives in the file
     lab.ssh("lb1", "service haproxy reload")
