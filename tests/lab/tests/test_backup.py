@@ -156,6 +156,12 @@ def test_backup_refusals(env, case):
     elif case == "joining":
         cluster.add_member("0000000000aa", "worker4", "2.9.16")
         cluster.create_replica_objects("0000000000aa", "worker4", "2.9.16")
+        # past its container's start period (until then RethinkDB calls it disconnected): a member that
+        # runs but is still joining
+        deadline = time.monotonic() + 5
+        while not cluster.replica_started("0000000000aa"):
+            assert time.monotonic() < deadline, "the joining replica's container did not start"
+            time.sleep(0.01)
         args[-1] = "--existing-replica-id=0000000000aa"
         want = "The replica 0000000000aa given with --existing-replica-id is not healthy: Replica is not ready"
     elif case == "quorum":
