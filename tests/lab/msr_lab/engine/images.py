@@ -81,13 +81,7 @@ class ImageStore:
 
     def pull(self, ref: str) -> Image:
         self.check_pullable(ref)
-        with self.lab.lock:
-            key = familiar(ref)
-            img = self.images.get(key)
-            if img is None:
-                img = self.images[key] = Image(ref)
-        self.lab.changed()
-        return img
+        return self.load_image(ref)
 
     def load_image(self, ref: str) -> Image:
         """Put an image on the node without the registry check, as `docker load` would: for images the lab's
