@@ -22,9 +22,12 @@ cluster_status is a partial join.
 from __future__ import annotations
 
 EMERGENCY_REPAIR_HINT = (
-    "Quorum is lost: this cannot be fixed by joining or removing replicas. Follow the "
-    "emergency-repair runbook (docs/runbooks/emergency-repair.md); automation only runs "
-    "emergency-repair when both emergency_repair and emergency_repair_confirmed are true."
+    "Quorum is lost: this cannot be fixed by joining or removing replicas. Bring the stopped or "
+    "partitioned replicas back if you can; otherwise run the emergency_repair playbook "
+    "(ansible-playbook msr.replicas.emergency_repair -e msr_emergency_repair=true "
+    "-e msr_emergency_repair_confirmed=true) or follow the emergency-repair runbook "
+    "(docs/runbooks/emergency-repair.md); automation only runs emergency-repair when both "
+    "emergency_repair and emergency_repair_confirmed are true."
 )
 
 STATES = ("healthy", "unhealthy", "unreachable", "ghost", "partial")
