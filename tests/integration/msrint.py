@@ -237,13 +237,13 @@ class Lab:
 
     def run(self, playbook, check=False, diff=True, verbosity=0, extra_vars=None, timeout=180, env=None,
             touches=True, inventory=None):
-        """Run ansible-playbook on YAML text (or a path) against the lab inventory (or ``inventory``, a path).
+        """Run ansible-playbook on YAML text (or a path, or msr.replicas.<name>) against the lab inventory (or ``inventory``, a path).
 
         ``touches=False``: the caller asserts the run changed nothing, so the lab stays "fresh".
         """
         self._runs += 1
-        if isinstance(playbook, Path):
-            path = playbook
+        if isinstance(playbook, Path) or playbook.startswith("msr.replicas."):
+            path = playbook   # a file, or the collection's own playbook by FQCN (playbooks/<name>.yml)
         else:
             path = self.playbooks / ("play%03d.yml" % self._runs)
             path.write_text(playbook)
