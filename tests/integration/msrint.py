@@ -116,6 +116,16 @@ class Lab:
                 self.hosts[name] = hv["ansible_host"]
         self.pristine = (replicas, tuple(options)) if options else replicas
 
+    def inventory_with(self, msr):
+        """The lab inventory with the msr group (the desired set) holding these hosts; returns its path."""
+        inv = yaml.safe_load(self.inventory.read_text())
+        children = inv["all"]["children"]
+        hosts = {name: hv for group in children.values() for name, hv in (group.get("hosts") or {}).items()}
+        children["msr"] = {"hosts": {name: hosts[name] for name in msr}}
+        path = self.workdir / ("inventory-%s.yml" % "-".join(msr or ["none"]))
+        path.write_text(yaml.safe_dump(inv, sort_keys=False))
+        return path
+
     def down(self):
         return self.cli("down", check=False, timeout=180)
 
