@@ -1,48 +1,54 @@
 #!/usr/bin/env bash
-# The demo: bring the lab up with one MSR replica, then join a second and third replica by hand with
-# the real docker CLI, exactly as the MSR docs describe (docker run mirantis/dtr join ...).
+# The demo: the lab with one MSR replica, then the collection's own playbooks as a user runs them:
+# preflight, scale_up to three replicas (each into the HAProxy pool once healthy), and the scheduler
+# wrapper's reconcile reporting the cluster in sync.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH"
+ROOT=$PWD
+export PATH="$ROOT/.venv/bin:$PATH"
 lab=${MSR_LAB_DIR:-/var/lib/msr-lab}
+demo=$lab/demo      # kept after the demo: the inventory, the backups and the report to look at
 
 msr-lab down >/dev/null
-msr-lab up
-inv=$(mktemp); trap 'rm -f "$inv"' EXIT
-msr-lab inventory -o "$inv"
-field() { python3 -c "import sys,yaml; print(yaml.safe_load(open('$inv'))['all']['vars']['$1'])"; }
-export UCP_PASSWORD; UCP_PASSWORD=$(field msr_mke_password)
-mke_url=$(field msr_mke_url)
-ca="$lab/pki/ca.pem"
+msr-lab up --replicas 1 --lb-kind haproxy
+mkdir -p "$demo"
+msr-lab inventory --msr worker1,worker2,worker3 -o "$demo/inventory.yml"
 
-# The bootstrap host is manager1: its docker socket is reachable from here as a file.
-export DOCKER_HOST="unix://$lab/nodes/manager1/run/docker.sock"
-existing=$(docker -H "unix://$lab/nodes/worker1/run/docker.sock" ps --filter name=dtr-rethinkdb- \
-           --format '{{.Label "com.docker.dtr.replica"}}')
-echo "== existing replica: $existing"
-for node in worker2 worker3; do
-  echo "== docker run --rm -e UCP_PASSWORD mirantis/dtr:2.9.16 join --ucp-node $node ..."
-  docker run --rm -e UCP_PASSWORD mirantis/dtr:2.9.16 join --ucp-node "$node" \
-    --ucp-url "$mke_url" --ucp-username admin --ucp-ca "$(cat "$ca")" \
-    --existing-replica-id "$existing" --nocolor
-done
-# Step 3 of the MSR docs: put each new replica in the load-balancing pool once it is healthy.
-# HAProxy's runtime API on lb1, over ssh as on a real LB host (runtime only: a reload forgets it).
-lb() { ssh -F "$lab/ssh/config" lb1 "echo '$1' | socat stdio /run/haproxy/admin.sock"; }
-for node in worker2 worker3; do
-  addr=$(python3 -c "import yaml; print(yaml.safe_load(open('$inv'))['all']['children']['mke_workers']['hosts']['$node']['ansible_host'])")
-  for pool in "msr_http 80" "msr_https 443"; do
-    set -- $pool
-    lb "add server $1/$node $addr:$2 check port 80 inter 1s fall 2 rise 2"
-    lb "enable health $1/$node"
-    lb "enable server $1/$node"
-  done
-done
-sleep 3   # two health checks (rise 2, inter 1s)
-echo "== the pool, as HAProxy sees it"
-lb "show servers state" | awk '$1 !~ /^#/ && NF>5 {print $2, $4, $5, ($6==2 ? "UP" : "not up")}'
+# The collection as `ansible-galaxy collection install` would lay it out (a symlink to this checkout);
+# HOME holds the lab's ssh key and known_hosts, which the docker SDK's ssh:// transport reads.
+mkdir -p "$demo/collections/ansible_collections/msr"
+ln -sfn "$ROOT" "$demo/collections/ansible_collections/msr/replicas"
+msr-lab ssh-config --home "$demo/home" >/dev/null
+export HOME=$demo/home ANSIBLE_COLLECTIONS_PATH=$demo/collections ANSIBLE_HOST_KEY_CHECKING=True
+export ANSIBLE_LOCAL_TEMP=$demo/tmp ANSIBLE_HOME=$demo/ansible
 
-echo "== docker over ssh: the replica containers on worker2"
-ssh -F "$lab/ssh/config" worker2 docker ps --format "'{{.Names}}\t{{.Status}}'"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step "ansible-playbook msr.replicas.preflight   (every prerequisite at once; changes nothing)"
+ansible-playbook -i "$demo/inventory.yml" msr.replicas.preflight
+
+step "ansible-playbook msr.replicas.scale_up   (group msr = worker1..3: two joins, one at a time)"
+ansible-playbook -i "$demo/inventory.yml" msr.replicas.scale_up -e msr_backup_dir="$demo/backups"
+
+step "msr-reconcile --report   (what cron or a systemd timer runs: exit 0 = in sync)"
+set +e
+"$ROOT/bin/msr-reconcile" -i "$demo/inventory.yml" --report "$demo/reconcile.json" --lock "$demo/reconcile.lock"
+rc=$?
+set -e
+echo "msr-reconcile exit code: $rc"
+
+step "What to look at"
 msr-lab status
-echo "The lab stays up: try 'msr-lab fault --help', and remove it with 'make lab-down'."
+echo
+echo "HAProxy's pool on lb1 (runtime API):"
+ssh -F "$lab/ssh/config" lb1 "echo 'show servers state' | socat stdio /run/haproxy/admin.sock" \
+  | awk '$1 !~ /^#/ && NF>5 {print "  " $2 "/" $4, ($6==2 ? "UP" : "not up")}'
+echo
+echo "Backups taken before each join:  ls -l $demo/backups"
+ls -l "$demo/backups"
+echo "The reconcile report (JSON):      $demo/reconcile.json"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('  in_sync=%s quorum=%s replicas=%d' % (r['in_sync'], r['quorum'], len(r['replicas'])))" "$demo/reconcile.json"
+echo "The inventory the playbooks used: $demo/inventory.yml"
+echo
+echo "Try: HOME=$demo/home ANSIBLE_COLLECTIONS_PATH=$demo/collections ansible-playbook -i $demo/inventory.yml msr.replicas.reconcile"
+echo "     after 'msr-lab fault stop-replica worker2'; remove the lab with 'make lab-down'."
+exit "$rc"

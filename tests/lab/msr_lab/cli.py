@@ -86,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print JSON")
     inv = sub.add_parser("inventory", help="print a YAML Ansible inventory for the lab")
     inv.add_argument("-o", "--output", help="write it to this file (mode 0600) instead of stdout")
+    inv.add_argument("--msr", metavar="NODE[,NODE...]",
+                     help="the msr group (the nodes that should run a replica); default the nodes running one now")
     ssh = sub.add_parser("ssh-config", help="write ssh config, known_hosts and key for the lab's nodes")
     ssh.add_argument("--home", help="write DIR/.ssh/{config,known_hosts,id_ed25519}, for tools that read only "
                                     "~/.ssh such as the docker SDK's ssh:// transport (use with HOME=DIR)")
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             data = control.status(files)
             print(json.dumps(data, indent=2) if args.json else lifecycle.format_status(data))
         elif args.command == "inventory":
-            return lifecycle.write_inventory(files, args.output)
+            return lifecycle.write_inventory(files, args.output, args.msr)
         elif args.command == "ssh-config":
             return lifecycle.ssh_config(files, args.home)
         elif args.command == "fault":

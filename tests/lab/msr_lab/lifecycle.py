@@ -196,8 +196,15 @@ def down(files: LabFiles) -> int:
     return 0
 
 
-def write_inventory(files: LabFiles, output: str | None) -> int:
-    text = inventory.render(files, current_replica_nodes(files), current_cluster(files))
+def write_inventory(files: LabFiles, output: str | None, msr: str | None = None) -> int:
+    desired = current_replica_nodes(files)
+    if msr is not None:
+        desired = [n for n in msr.split(",") if n]
+        workers = {name for name, info in files.load()["nodes"].items() if info["role"] == "worker"}
+        if set(desired) - workers:
+            sys.stderr.write("msr-lab: --msr: not a worker of this lab: %s\n" % ", ".join(sorted(set(desired) - workers)))
+            return 2
+    text = inventory.render(files, desired, current_cluster(files))
     if output:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
