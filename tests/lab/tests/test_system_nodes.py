@@ -113,6 +113,12 @@ def test_inventory_groups_and_vars(lab, tmp_path):
     assert list(groups["mke_workers"]["hosts"]) == [f"worker{i}" for i in range(1, 6)]
     assert list(groups["msr"]["hosts"]) == ["worker1"]
     assert list(groups["msr_lb"]["hosts"]) == ["lb1"]
+    # --msr: the desired set the playbooks read; a name that is no worker of the lab is refused
+    cli("inventory", "-o", str(out), "--msr", "worker2,worker4")
+    desired = yaml.safe_load(out.read_text())["all"]["children"]["msr"]["hosts"]
+    assert desired == {"worker2": {"ansible_host": lab.addr("worker2")}, "worker4": {"ansible_host": lab.addr("worker4")}}
+    r = cli("inventory", "--msr", "worker1,manager1", check=False)
+    assert r.returncode == 2 and "not a worker of this lab: manager1" in r.stderr, r
     assert groups["msr_lb"]["hosts"]["lb1"]["msr_lb_provider"] == "haproxy"
     for group in groups.values():
         for host, hv in group["hosts"].items():
