@@ -13,7 +13,7 @@ import pytest
 from pbutil import backups_in, ev, settled_pools
 from test_roles import nodes_of, pools, recap_changed
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = pytest.mark.timeout(900)
 
 THREE = ["worker1", "worker2", "worker3"]
 FIVE = THREE + ["worker4", "worker5"]
