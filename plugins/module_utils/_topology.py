@@ -171,7 +171,7 @@ def normalize_replica(item):
     ping = item.get("ping")     # an HTTP status: the replica's web server answers, if with an error
     return {"replica_id": rid, "node": node, "state": state, "healthy": state == "healthy",
             "ghost": state == "ghost", "member": state != "partial", "detail": item.get("detail"),
-            "running": running, "ping_answered": type(ping) is int,
+            "running": running, "ping_answered": isinstance(ping, int) and not isinstance(ping, bool),
             "timestamp": item.get("timestamp") if isinstance(item.get("timestamp"), str) else ""}
 
 

@@ -87,8 +87,8 @@ def test_keeps_the_best_survivor_then_a_second_run_changes_nothing(run):
     assert predicted["survivors"] == [C, B] and runner.calls == []
     assert predicted["diff"] == {"before": {"replicas": [A, B, C]}, "after": {"replicas": [C]}}
     cmd = predicted["cmd"]
-    assert cmd[cmd.index("emergency-repair"):cmd.index("emergency-repair") + 3] == ["emergency-repair",
-                                                                                   "--existing-replica-id", C]
+    at = cmd.index("emergency-repair")
+    assert cmd[at:at + 3] == ["emergency-repair", "--existing-replica-id", C]
     assert PASSWORD not in json.dumps(predicted)
 
     real = run(cluster, runner, desired=["worker-3"], **YES)
