@@ -37,7 +37,7 @@ except ImportError:  # _engine.HAS_DOCKER tells the modules
     class ImageNotFound(NotFound):
         pass
 
-# Only documented flags (msr2.md 1.2-1.4, 1.11). value: takes an argument; bool: a switch; env: a value
+# Only documented flags (msr2.md 1.1-1.4, 1.11). value: takes an argument; bool: a switch; env: a value
 # that goes by environment only (PEM text and private keys: see ENV_NAMES).
 # The second field is the first MSR version that has the flag (None: every supported version).
 _UCP = {
@@ -80,6 +80,13 @@ FLAGS = {
     }),
     "destroy": dict(_UCP, **{
         "--replica-id": ("value", None),
+        "--nocolor": ("bool", (2, 9)),
+    }),
+    # msr2.md 1.1: keeps --existing-replica-id as the only replica (quorum loss only); --force also deletes
+    # the others' volumes, which this collection never asks for.
+    "emergency-repair": dict(_UCP, **{
+        "--existing-replica-id": ("value", None),
+        "--overlay-subnet": ("value", None),
         "--nocolor": ("bool", (2, 9)),
     }),
     "backup": dict(_UCP, **{

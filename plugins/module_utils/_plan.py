@@ -14,7 +14,7 @@ Plan result::
 
 Actions: ``destroy`` (replica_id, node: a partial join), ``remove`` (replica_id, replica_ids, node,
 existing_replica_id, existing_node), ``join`` (node, existing_*), ``install`` (node), ``lb_add`` /
-``lb_remove`` (node), ``emergency_repair`` (existing_*). When ``refusals`` is not empty, nothing may be
+``lb_remove`` (node), ``emergency_repair`` (existing_*, removed). When ``refusals`` is not empty, nothing may be
 done: ``actions`` is empty and ``blocked_actions`` shows what the plan would have done once the refusals
 are resolved.
 """
@@ -24,10 +24,12 @@ from __future__ import annotations
 from ansible_collections.msr.replicas.plugins.module_utils._topology import (
     EMERGENCY_REPAIR_HINT,
     Cluster,
+    describe,
     join_gate,
     node_problem,
     normalize_policy,
     remove_gate,
+    repair_survivors,
 )
 
 
@@ -66,16 +68,7 @@ def plan(desired, observed, policy=None, eligible=None, lb_pool=None):
     if desired is None:
         raise ValueError("desired must be a list of node names")
     cluster = Cluster.from_observed(observed, pool=lb_pool)
-    result = {
-        "actions": [],
-        "blocked_actions": [],
-        "refusals": [],
-        "warnings": [],
-        "skipped": [],
-        "final_count": cluster.total(),
-        "final_nodes": sorted(m["node"] for m in cluster.voters() if m["node"]),
-        "quorum": cluster.quorum(),
-    }
+    result = _empty_result(cluster)
     refusals = result["refusals"]
 
     if not desired:
@@ -96,6 +89,19 @@ def plan(desired, observed, policy=None, eligible=None, lb_pool=None):
     steps = []
     _Planner(result, steps, cluster, policy, desired, eligible).run()
     return _finish(result, steps, cluster, policy)
+
+
+def _empty_result(cluster):
+    return {
+        "actions": [],
+        "blocked_actions": [],
+        "refusals": [],
+        "warnings": [],
+        "skipped": [],
+        "final_count": cluster.total(),
+        "final_nodes": sorted(m["node"] for m in cluster.voters() if m["node"]),
+        "quorum": cluster.quorum(),
+    }
 
 
 class _Planner(object):
@@ -273,27 +279,64 @@ def _plan_install(result, cluster, desired, policy, eligible):
     return _finish(result, steps, cluster, policy)
 
 
-def _plan_quorum_lost(result, cluster, desired, policy):
+def _plan_quorum_lost(result, cluster, desired, policy, wanted=None):
     """Rule 7: explain and stop; emergency repair only with two separate explicit flags."""
-    healthy = sorted(cluster.healthy(), key=lambda m: (m["node"] not in desired, m["replica_id"]))
     q = result["quorum"]
     detail = "%d of %d replicas are healthy, %d are needed." % (q["healthy"], q["size"], q["majority"])
     if not (policy["emergency_repair"] and policy["emergency_repair_confirmed"]):
         result["refusals"].append(detail + " " + EMERGENCY_REPAIR_HINT)
         return result
-    if not healthy:
-        result["refusals"].append(detail + " No healthy replica survives: emergency-repair is impossible; "
-                                  "restore from a backup.")
+    survivors = repair_survivors(cluster, desired)
+    result["survivors"] = [m["replica_id"] for m in survivors]
+    if not survivors:
+        result["refusals"].append(detail + " No replica survives (none is a member whose containers run on a ready "
+                                  "node): emergency-repair is impossible; restore MSR from the newest backup "
+                                  "(the bootstrapper's restore).")
         return result
-    survivor = healthy[0]
+    survivor = survivors[0]
+    if wanted:
+        chosen = [m for m in survivors if m["replica_id"] == wanted]
+        if not chosen:
+            member = cluster.find(wanted)
+            why = ("is not a replica of this cluster" if member is None else
+                   "cannot be kept (%s; emergency-repair needs a member whose containers run on a ready node)"
+                   % describe(member))
+            result["refusals"].append("Replica %s %s; survivors: %s." % (wanted, why, ", ".join(result["survivors"])))
+            return result
+        survivor = chosen[0]
+    removed = sorted(m["replica_id"] for m in cluster.voters() if m is not survivor)
     result["actions"] = [{
         "action": "emergency_repair",
         "existing_replica_id": survivor["replica_id"],
         "existing_node": survivor["node"],
+        "removed": removed,
         "reason": detail + " Emergency repair keeps only this replica; re-plan afterwards to join the others.",
     }]
-    result["warnings"].append("Emergency repair confirmed: every replica except %s leaves the cluster."
-                              % survivor["replica_id"])
+    result["warnings"].append("Emergency repair confirmed: every replica except %s (%s) leaves the cluster: %s."
+                              % (survivor["replica_id"], survivor["node"], ", ".join(removed) or "none"))
     result["final_count"] = 1
     result["final_nodes"] = [survivor["node"]]
+    return result
+
+
+def plan_emergency_repair(observed, policy=None, desired=None, replica_id=None):
+    """plan()'s result for an emergency repair alone (the emergency_repair module and playbook).
+
+    With quorum there is nothing to repair: no action, no refusal, ``quorum.has_quorum`` true (so a second
+    run after a repair is a no-op). ``replica_id``: the replica to keep (checked); default the best of
+    _topology.repair_survivors, preferring ``desired`` nodes. ``survivors`` lists the candidates.
+    """
+    policy = normalize_policy(policy)
+    desired = _normalize_nodes(desired, "desired") or set()
+    cluster = Cluster.from_observed(observed)
+    result = _empty_result(cluster)
+    result["survivors"] = []
+    if not cluster.members:
+        result["refusals"].append("No replica exists: there is nothing to repair (install MSR, or restore it from "
+                                  "the newest backup).")
+    elif not cluster.status_available:
+        result["refusals"].append("No replica answered cluster_status, so the membership and quorum are unknown; "
+                                  "refusing an emergency repair on a guess.")
+    elif not result["quorum"]["has_quorum"]:
+        _plan_quorum_lost(result, cluster, desired, policy, wanted=replica_id)
     return result

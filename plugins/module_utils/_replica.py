@@ -220,6 +220,7 @@ class ReplicaManager:
                           "--skip-network-test": self.p["skip_network_test"]})
         else:
             flags["--dtr-external-url"] = self.p["external_url"]
+            flags["--nfs-storage-url"] = self.p["nfs_storage_url"]
         argv = self.argv(command, flags, version)
         destroys = [self.argv("destroy", {"--replica-id": r["id"]}, version) for r in partials]
         before = self._state(node, partials[0]["id"], "partial") if partials else self._state(node, None, "absent")

@@ -165,8 +165,14 @@ def normalize_replica(item):
         raise ValueError("replica %s: state must be one of %s, got %r" % (rid, ", ".join(STATES), state))
     elif node is None and state not in ("ghost", "unreachable"):
         raise ValueError("replica %s: a %s replica has containers on a node, but node is not given" % (rid, state))
+    # What emergency-repair needs of a survivor (cluster_info's container_state, ping, timestamp); without
+    # container_state only a healthy replica is known to run.
+    running = item["container_state"] == "running" if item.get("container_state") else state == "healthy"
+    ping = item.get("ping")     # an HTTP status: the replica's web server answers, if with an error
     return {"replica_id": rid, "node": node, "state": state, "healthy": state == "healthy",
-            "ghost": state == "ghost", "member": state != "partial", "detail": item.get("detail")}
+            "ghost": state == "ghost", "member": state != "partial", "detail": item.get("detail"),
+            "running": running, "ping_answered": isinstance(ping, int) and not isinstance(ping, bool),
+            "timestamp": item.get("timestamp") if isinstance(item.get("timestamp"), str) else ""}
 
 
 def _derived_state(rid, item, node):
@@ -418,6 +424,25 @@ def remove_gate(cluster, targets, policy, wanted_existing=None, avoid=()):
         refusals.append(why)
     result["existing"] = existing
     return result
+
+
+def repair_survivors(cluster, desired=()):
+    """The members emergency-repair can keep, best first (rule 7).
+
+    Under quorum loss no replica is healthy (every /_ping fails), so "healthiest" means: a member, not a
+    ghost, whose containers run on a ready node (state unhealthy, not unreachable), since the
+    bootstrapper needs its RethinkDB. Preferred: healthy ones, then those on a desired node (the msr
+    group), then those whose web server still answers /_ping (with an error), then the newest health
+    report, then the lowest id, so the choice is stable from one run to the next.
+    """
+    desired = set(desired or ())
+    found = [m for m in cluster.members
+             if m["member"] and not m["ghost"] and m["node"] and m["state"] in ("healthy", "unhealthy")
+             and m.get("running", m["healthy"])]
+    found.sort(key=lambda m: m["replica_id"] or "")
+    found.sort(key=lambda m: m.get("timestamp") or "", reverse=True)
+    found.sort(key=lambda m: (not m["healthy"], m["node"] not in desired, not m.get("ping_answered", m["healthy"])))
+    return found
 
 
 def backup_gate(cluster, wanted=None):

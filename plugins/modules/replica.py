@@ -102,6 +102,11 @@ options:
     description:
       - C(--dtr-external-url) for C(install) (the MSR load balancer URL, C(https://host[:port])).
     type: str
+  nfs_storage_url:
+    description:
+      - C(--nfs-storage-url) for C(install), C(nfs://<host>/<path>) - MSR keeps images on that NFS export, shared
+        by every replica (replicas that join later use it too). Ignored for C(join).
+    type: str
   dtr_ca:
     description:
       - For C(install), PEM text of the organisation's CA that signed O(dtr_cert) (C(--dtr-ca)); MSR then serves
@@ -336,6 +341,7 @@ def argument_spec():
         replica_ids=dict(type="list", elements="str"),
         install=dict(type="bool", default=False),
         external_url=dict(type="str"),
+        nfs_storage_url=dict(type="str"),
         dtr_ca=dict(type="str"),
         dtr_cert=dict(type="str"),
         dtr_key=dict(type="str", no_log=True),

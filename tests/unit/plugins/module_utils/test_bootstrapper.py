@@ -137,6 +137,17 @@ def test_install_tls_redacted_cmd_names_only():
     assert "PRIVATE KEY" not in blob and "MIGHAgEAMBMG" not in blob and PASSWORD not in blob
 
 
+def test_emergency_repair_flags():
+    argv = boot.build_argv("emergency-repair", {"--existing-replica-id": "f2277ad178f7", "--ucp-url": "https://mke",
+                                                "--ucp-username": "admin", "--nocolor": True}, "2.9.16")
+    assert argv == ["emergency-repair", "--existing-replica-id", "f2277ad178f7", "--ucp-url", "https://mke",
+                    "--ucp-username", "admin", "--nocolor"]
+    # --force deletes the other replicas' volumes: not in the table, so never on a command line
+    for flag in ("--force", "--replica-ids", "--ucp-password"):
+        with pytest.raises(MsrError, match="not a documented flag of the bootstrapper's emergency-repair command"):
+            boot.build_argv("emergency-repair", {flag: "x"}, "2.9.16")
+
+
 def test_backup_flags():
     argv = boot.build_argv("backup", {"--existing-replica-id": "f2277ad178f7", "--ucp-url": "https://mke",
                                       "--ucp-username": "admin", "--ucp-insecure-tls": True, "--debug": True,

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.msr.replicas.plugins.module_utils import _topology as topo
-from ansible_collections.msr.replicas.plugins.module_utils._plan import plan
+from ansible_collections.msr.replicas.plugins.module_utils._plan import plan, plan_emergency_repair
 
 A, B, C, D, E, F = ("a" * 12, "b" * 12, "c" * 12, "d" * 12, "e" * 12, "f" * 12)
 
@@ -234,7 +234,7 @@ def test_emergency_repair_with_both_flags_keeps_a_healthy_desired_replica():
     result = plan(["w2", "w3", "w4"], observed, {"emergency_repair": True, "emergency_repair_confirmed": True})
     assert result["refusals"] == []
     assert result["actions"] == [{"action": "emergency_repair", "existing_replica_id": B, "existing_node": "w2",
-                                  "reason": result["actions"][0]["reason"]}]
+                                  "removed": [A, C, D, E], "reason": result["actions"][0]["reason"]}]
     assert result["warnings"]
 
 
@@ -242,6 +242,76 @@ def test_emergency_repair_impossible_without_survivor():
     observed = [rep(A, "w1", healthy=False), rep(B, "w2", healthy=False)]
     result = plan(["w1", "w2", "w3"], observed, {"emergency_repair": True, "emergency_repair_confirmed": True})
     assert result["actions"] == [] and "backup" in result["refusals"][0]
+
+
+REPAIR = {"emergency_repair": True, "emergency_repair_confirmed": True}
+
+
+def lost(rid, node, container_state="running", ping=503, timestamp="2026-01-01T00:00:00Z", **extra):
+    """A replica as cluster_info reports it under quorum loss: never healthy, its containers maybe running."""
+    item = {"id": rid, "node": node, "state": "unhealthy", "container_state": container_state, "ping": ping,
+            "timestamp": timestamp}
+    item.update(extra)
+    return item
+
+
+def test_quorum_loss_survivor_is_a_running_replica_though_none_is_healthy():
+    # what the lab's quorum-loss fault shows: two stopped (connection refused), one running (503)
+    observed = [lost(A, "w1", "exited", None), lost(B, "w2", "exited", None), lost(C, "w3")]
+    result = plan(["w1", "w2", "w3"], observed, REPAIR)
+    assert result["refusals"] == []
+    assert result["actions"][0]["existing_replica_id"] == C and result["actions"][0]["removed"] == [A, B]
+    assert result["survivors"] == [C] and result["final_nodes"] == ["w3"]
+
+
+@pytest.mark.parametrize("observed, best", [
+    # a desired node beats one outside the msr group
+    ([lost(A, "w9"), lost(B, "w2"), lost(C, "w1", "exited", None)], B),
+    # a web server that answers /_ping beats one that does not
+    ([lost(A, "w1", ping=None), lost(B, "w2")], B),
+    # then the newest health report
+    ([lost(A, "w1", timestamp="2026-01-01T00:00:01Z"), lost(B, "w2", timestamp="2026-01-01T00:00:09Z")], B),
+    # then the lowest id
+    ([lost(B, "w2"), lost(A, "w1"), lost(C, "w3", "exited", None)], A),
+    # a healthy replica (5 replicas, 2 healthy) beats everything
+    ([lost(A, "w1"), dict(lost(B, "w9"), state="healthy", ping=200), rep(C, "w3", healthy=False),
+      rep(D, "w4", healthy=False), dict(lost(E, "w5"), state="healthy", ping=200)], B),
+])
+def test_survivor_order(observed, best):
+    assert plan(["w1", "w2", "w3"], observed, REPAIR)["actions"][0]["existing_replica_id"] == best
+
+
+@pytest.mark.parametrize("observed", [
+    [lost(A, "w1", "exited", None), lost(B, "w2", "exited", None)],              # every container stopped
+    [lost(A, "w1", state="unreachable"), lost(B, "w2", state="unreachable")],   # nodes down
+    [lost(A, None, state="ghost"), lost(B, "w2", "exited")],                    # a ghost and a stopped one
+])
+def test_no_survivor_points_at_restore_from_backup(observed):
+    result = plan(["w1", "w2"], observed, REPAIR)
+    assert result["actions"] == [] and result["survivors"] == []
+    assert "restore MSR from the newest backup" in result["refusals"][0]
+
+
+def test_plan_emergency_repair_with_quorum_is_a_no_op_and_without_flags_refuses():
+    one = [dict(lost(A, "w1"), state="healthy", ping=200)]
+    for policy in (None, REPAIR):
+        result = plan_emergency_repair(one, policy)
+        assert result["actions"] == [] and result["refusals"] == [] and result["quorum"]["has_quorum"] is True
+    observed = [lost(A, "w1"), lost(B, "w2", "exited", None), lost(C, "w3", "exited", None)]
+    for policy in (None, {"emergency_repair": True}, {"emergency_repair_confirmed": True}):
+        result = plan_emergency_repair(observed, policy)
+        assert result["actions"] == [] and "emergency_repair_confirmed" in result["refusals"][0]
+    assert plan_emergency_repair([], REPAIR)["refusals"][0].startswith("No replica exists")
+    unknown = plan_emergency_repair({"replicas": [lost(A, "w1")], "status_available": False}, REPAIR)
+    assert "cluster_status" in unknown["refusals"][0]
+
+
+def test_plan_emergency_repair_checks_the_wanted_replica():
+    observed = [lost(A, "w1"), lost(B, "w2"), lost(C, "w3", "exited", None)]
+    assert plan_emergency_repair(observed, REPAIR, replica_id=B)["actions"][0]["existing_replica_id"] == B
+    for wanted, why in ((C, "cannot be kept"), (D, "is not a replica of this cluster")):
+        result = plan_emergency_repair(observed, REPAIR, replica_id=wanted)
+        assert result["actions"] == [] and why in result["refusals"][0] and "survivors: %s, %s" % (A, B) in result["refusals"][0]
 
 
 def test_empty_desired_is_refused_not_remove_all():

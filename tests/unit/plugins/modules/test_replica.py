@@ -157,6 +157,13 @@ def test_empty_cluster_needs_install(run, fakes):
     assert "--existing-replica-id" not in f and "--nocolor" not in runner.calls[0]["argv"]
 
 
+def test_install_on_nfs(run, fakes):
+    cluster = fakes.FakeCluster()
+    runner = fakes.FakeRunner(cluster)
+    r = run(cluster, runner, node="worker-1", install=True, version="2.9.16", nfs_storage_url="nfs://10.0.0.9/msr")
+    assert r["changed"] and flags_of(runner.calls[0])["--nfs-storage-url"] == "nfs://10.0.0.9/msr"
+
+
 def test_insecure_tls(run, fakes):
     cluster = three()
     runner = fakes.FakeRunner(cluster)
