@@ -42,32 +42,37 @@ def observed_pool(observation, cluster=None):
 
     ``observation``: {"provider", "pool", "runtime"}; None or a provider other than haproxy/nginx
     (custom, none) means "not observable" and gives None. NGINX names servers by address, mapped to
-    the MKE node of that address. An HAProxy server is in the pool only when its file line exists and
-    the runtime has it READY in every backend (a server put in DRAIN or MAINT, or deleted, over the
-    admin socket takes no new traffic).
+    the MKE node of that address. HAProxy: a healthy replica counts as in the pool only when it serves
+    - its file line exists and the runtime has it READY in every backend (DRAIN, MAINT or deleted over
+    the admin socket takes no new traffic); any other server counts when the file or the runtime
+    holds it (it would serve after the next reload, or serves now), so it is reported for removal.
     """
     if not isinstance(observation, dict) or observation.get("provider") not in ("haproxy", "nginx"):
         return None
+    cluster = cluster or {}
     by_address = {}
-    for n in (cluster or {}).get("nodes") or ():
+    for n in cluster.get("nodes") or ():
         if n.get("address") and n.get("name"):
             by_address[n["address"]] = n["name"]
-    for r in (cluster or {}).get("replicas") or ():
+    for r in cluster.get("replicas") or ():
         if r.get("address") and r.get("node"):
             by_address.setdefault(r["address"], r["node"])
-    names = set()
+    in_file = set()
     for p in observation.get("pool") or ():
         name = p.get("name")
         if observation["provider"] == "nginx":
             name = by_address.get(p.get("address"), name)
         if name:
-            names.add(name)
-    if observation["provider"] == "haproxy" and observation.get("runtime") is not None:
-        admin = {}
-        for s in observation["runtime"]:
-            admin.setdefault(s.get("name"), []).append(s.get("admin"))
-        names &= set(n for n, states in admin.items() if all(a == "READY" for a in states))
-    return sorted(names)
+            in_file.add(name)
+    if observation["provider"] != "haproxy" or observation.get("runtime") is None:
+        return sorted(in_file)
+    admin = {}
+    for s in observation["runtime"]:
+        admin.setdefault(s.get("name"), []).append(s.get("admin"))
+    serving = set(n for n in in_file if n in admin and all(a == "READY" for a in admin[n]))
+    healthy = set(r.get("node") for r in cluster.get("replicas") or () if r.get("state") == "healthy" and r.get("node"))
+    others = (in_file | set(n for n in admin if n)) - healthy
+    return sorted(serving | others)
 
 
 def _drift(kind, message, fixable=True, **fields):
@@ -241,6 +246,12 @@ def _rows(headers, rows, widths):
     return [line(headers)] + [line(row) for row in rows]
 
 
+def _where(d):
+    if d.get("lb_host"):
+        return "%s:%s" % (d["lb_host"], d.get("node"))
+    return d.get("node") or d.get("replica_id")
+
+
 def table(report):
     """The report as fixed-width text lines (for the play's output and the wrapper's summary)."""
     drift = report.get("drift") or []
@@ -261,7 +272,7 @@ def table(report):
     if drift:
         lines.append("")
         lines += _rows(("DRIFT", "WHERE", "FIXABLE", "MESSAGE"),
-                       [(d["kind"], d.get("lb_host") or d.get("node") or d.get("replica_id"),
+                       [(d["kind"], _where(d),
                          "yes" if d.get("fixable") else "no", d["message"]) for d in drift],
                        (17, 24, 7))
     for title, steps in (("ACTIONS", report.get("actions")), ("BLOCKED", report.get("blocked_actions"))):
