@@ -118,7 +118,8 @@ def test_report_then_remediate_then_in_sync_and_unfixable_drift_left(lab):
     assert cluster_state(lab) == before_cluster and lb_state(lab) == before_lb
 
     started = time.time()
-    code, out, report = reconcile(lab, "--remediate", "-v")
+    # The role's backups before each change are test_roles' business; here they would only add time.
+    code, out, report = reconcile(lab, "--remediate", "-v", "-e", "msr_backup_before_change=false")
     remediate_s = time.time() - started
     assert code == 0, out
     assert report["status"] == "converged" and report["in_sync"] and report["remediated"], report
