@@ -161,10 +161,20 @@ def test_report_then_remediate_then_in_sync_and_unfixable_drift_left(lab):
 
 def test_local_storage_lock_and_quorum_loss(lab):
     lab.fresh(replicas=3, options=("--storage", "filesystem"))
+    lab.fault("stop-replica", "worker2")
+    stopped = lab.replica_on("worker2")["id"]
+    before = cluster_state(lab)
     code, out, report = reconcile(lab)
     assert code == 1, out
-    assert [d["kind"] for d in report["drift"]] == ["local_storage"] and not report["drift"][0]["fixable"]
-    assert "local_storage" in out
+    found = kinds(report)
+    assert ("unhealthy", "worker2") in found and ("missing_replica", "worker2") in found, found
+    assert ("lb_unhealthy", "lb1") in found, found
+    local = [d for d in report["drift"] if d["kind"] == "local_storage"]
+    assert len(local) == 1 and not local[0]["fixable"] and "local_storage" in out
+    assert [(a["action"], a.get("node")) for a in report["actions"] if a["action"] in ("remove", "join")] == [
+        ("remove", "worker2"), ("join", "worker2")]
+    assert report["actions"][[a["action"] for a in report["actions"]].index("remove")]["replica_id"] == stopped
+    assert cluster_state(lab) == before
 
     # While one run holds the lock, another exits 3 at once; SIGKILL of the holder frees it.
     lock = lab.workdir / "reconcile.lock"
