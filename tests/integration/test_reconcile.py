@@ -163,9 +163,12 @@ def test_local_storage_lock_and_quorum_loss(lab):
     lab.fresh(replicas=3, options=("--storage", "filesystem"))
     lab.fault("stop-replica", "worker2")
     stopped = lab.replica_on("worker2")["id"]
-    before = cluster_state(lab)
-    code, out, report = reconcile(lab)
+    before, before_lb = cluster_state(lab), lb_state(lab)
+    # --check with --remediate: the role predicts in check mode, nothing changes, the drift stays (exit 1).
+    code, out, report = reconcile(lab, "--check", "--remediate", "-v")
     assert code == 1, out
+    assert report["status"] == "drift" and not report["remediated"]
+    assert "remove the replica" in out.lower() or "Remove the replica" in out
     found = kinds(report)
     assert ("unhealthy", "worker2") in found and ("missing_replica", "worker2") in found, found
     assert ("lb_unhealthy", "lb1") in found, found
@@ -174,7 +177,14 @@ def test_local_storage_lock_and_quorum_loss(lab):
     assert [(a["action"], a.get("node")) for a in report["actions"] if a["action"] in ("remove", "join")] == [
         ("remove", "worker2"), ("join", "worker2")]
     assert report["actions"][[a["action"] for a in report["actions"]].index("remove")]["replica_id"] == stopped
-    assert cluster_state(lab) == before
+    assert cluster_state(lab) == before and lb_state(lab) == before_lb
+
+    # A bad variable is refused first, naming it.
+    run = lab.run("msr.replicas.reconcile", extra_vars={"msr_remediate": "maybe"}, touches=False)
+    assert run.rc != 0
+    failed = [r for r in run.records if r["status"] == "failed"]
+    assert [r["task"] for r in failed] == ["Refuse bad variables"], failed
+    assert "msr_remediate must be true or false" in failed[0]["result"]["msg"]
 
     # While one run holds the lock, another exits 3 at once; SIGKILL of the holder frees it.
     lock = lab.workdir / "reconcile.lock"
