@@ -86,7 +86,7 @@ def _merge_lb(replica_steps, host_steps, lb_host):
 
     The planner's replica steps do not depend on the pool, so step i of each plan is the same; an lb
     step goes right before the replica step it preceded there."""
-    slots = [[] for _ in range(len(replica_steps) + 1)]
+    slots = [[] for dummy in range(len(replica_steps) + 1)]
     i = 0
     for step in host_steps:
         if step["action"] in ("lb_add", "lb_remove"):
@@ -99,7 +99,7 @@ def _merge_lb(replica_steps, host_steps, lb_host):
 def _actions(desired, cluster, policy, pools):
     base = plan(sorted(desired), cluster, policy=policy)
     steps = base["refusals"] and base["blocked_actions"] or base["actions"]
-    slots = [[] for _ in range(len(steps) + 1)]
+    slots = [[] for dummy in range(len(steps) + 1)]
     for host in sorted(pools):
         if pools[host] is None:
             continue
@@ -191,10 +191,10 @@ def reconcile(desired, cluster, lb_pools=None, msr_version=None, policy=None):
     if msr_version:
         for r in replicas:
             if r.get("version") and r.get("state") != "ghost" and str(r["version"]) != str(msr_version):
-                drift.append(_drift("version", "Replica %s on %s runs MSR %s, the inventory says %s: reconcile does "
-                                    "not change versions, run an upgrade." % (_replica_id(r), r.get("node"),
-                                                                             r["version"], msr_version), False,
-                                    replica_id=_replica_id(r), node=r.get("node"), version=r["version"]))
+                text = ("Replica %s on %s runs MSR %s, the inventory says %s: reconcile does not change versions, "
+                        "run an upgrade." % (_replica_id(r), r.get("node"), r["version"], msr_version))
+                drift.append(_drift("version", text, False, replica_id=_replica_id(r), node=r.get("node"),
+                                    version=r["version"]))
     storage = cluster.get("storage") or {}
     members = quorum.get("size") or len([r for r in replicas if r.get("state") != "partial"])
     if storage.get("driver") == "filesystem" and storage.get("nfs") is not True and members > 1:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import io
 import json
@@ -19,7 +20,8 @@ import time
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-_spec = importlib.util.spec_from_file_location("msr_reconcile", os.path.join(ROOT, "bin", "msr_reconcile.py"))
+_loader = importlib.machinery.SourceFileLoader("msr_reconcile", os.path.join(ROOT, "bin", "msr-reconcile"))
+_spec = importlib.util.spec_from_loader("msr_reconcile", _loader)
 mr = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mr)
 
@@ -110,7 +112,7 @@ def test_run_maps_the_report_to_the_exit_code(fake, tmp_path, monkeypatch, statu
 
 
 def test_run_passes_remediate_and_refuses_inline_secrets(fake, tmp_path):
-    code, out, _ = call(fake, tmp_path, "--remediate", "-i", "inv.yml")
+    code = call(fake, tmp_path, "--remediate", "-i", "inv.yml")[0]
     assert code == 0
     argv = json.loads((tmp_path / "argv.json").read_text())
     assert json.loads(argv[-1])["msr_remediate"] is True and argv[:2] == ["-i", "inv.yml"]
