@@ -217,3 +217,12 @@ def test_local_storage_lock_and_quorum_loss(lab):
     assert report["drift"][0]["kind"] == "quorum_lost"
     assert "emergency" in report["error"].lower() and report["refusals"]
     assert "emergency" in out.lower()
+
+    # MKE unreachable (every request 500): an error too, the report written with MKE's answer.
+    lab.fault("mke-error", "500", "0")
+    try:
+        code, out, report = reconcile(lab)
+    finally:
+        lab.fault("clear")
+    assert code == 2, out
+    assert report["status"] == "error" and "MKE" in report["error"] and "HTTP 500" in report["error"]
