@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.msr.replicas.plugins.filter.reconcile import FilterModule
 from ansible_collections.msr.replicas.plugins.module_utils._reconcile import observed_pool, reconcile, status, table
 
 A, B, C, D = "a" * 12, "b" * 12, "c" * 12, "d" * 12
 NODES = ["w1", "w2", "w3", "w4", "w5"]
 ADDR = {n: "10.0.0.2%s" % n[1] for n in NODES}
 DESIRED = ["w1", "w2", "w3"]
-FILTERS = FilterModule().filters()
 
 
 def rep(rid, node, state="healthy", version="2.9.16"):
@@ -183,14 +180,8 @@ def test_bad_input():
         reconcile("w1", three())
     with pytest.raises(ValueError):
         reconcile(DESIRED, [])
-    with pytest.raises(AnsibleFilterError):
-        FILTERS["msr_reconcile"]("w1", three())
-    with pytest.raises(AnsibleFilterError):
-        FILTERS["msr_reconcile"](DESIRED, three(), ["lb1"])
-    with pytest.raises(AnsibleFilterError):
-        FILTERS["msr_table"]([])
-    with pytest.raises(AnsibleFilterError):
-        FILTERS["msr_reconcile"](DESIRED, three(), None, "2.9.16", {"allow_scale_dwn": True})
+    with pytest.raises(ValueError):
+        reconcile(DESIRED, three(), None, "2.9.16", {"allow_scale_dwn": True})
 
 
 def test_observed_pool_haproxy_counts_serving_healthy_replicas_and_every_other_server():
@@ -226,7 +217,6 @@ def test_observed_pool_nginx_maps_addresses_and_other_providers_are_unknown():
 ])
 def test_status(before, after, failed, expected):
     assert status(before, after, failed) == expected
-    assert FILTERS["msr_reconcile_status"](before or {}, after or {}, failed) == expected
 
 
 def test_table_lists_everything_in_fixed_columns():
