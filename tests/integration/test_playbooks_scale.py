@@ -19,9 +19,21 @@ THREE = ["worker1", "worker2", "worker3"]
 FIVE = THREE + ["worker4", "worker5"]
 
 
-def test_scale_up_to_three_then_five_then_scale_down_to_three(lab):
-    lab.fresh(replicas=1)
+STORAGE = {"driver": "s3", "options": {"bucket": "lifecycle", "region": "eu-west-1"},
+           "secret_options": {"accesskey": "AKIALIFECYCLE", "secretkey": "s3-Secret-of-the-lifecycle"}}
+
+
+def test_install_one_then_scale_up_to_three_then_five_then_scale_down_to_three(lab):
+    lab.fresh(replicas=0, options=("--admin-scheduling", "on"))
     backups = lab.workdir / "backups-lifecycle"
+    run = lab.run("msr.replicas.install", inventory=lab.inventory_with(["worker1"]),
+                  extra_vars=ev(lab, backups, msr_storage=STORAGE))
+    assert run.rc == 0, run.output
+    assert nodes_of(lab) == ["worker1"] and lab.status()["cluster"]["storage"] == "s3"
+    assert "s3-Secret-of-the-lifecycle" not in run.stdout
+    # from here on, as a user would: the inventory's MSR CA is the one MSR now serves
+    lab.cli("inventory", "-o", str(lab.inventory))
+    settled_pools(lab, ["worker1"])
     before, before_pools = lab.replicas(), pools(lab)
 
     inv3 = lab.inventory_with(THREE)
