@@ -173,7 +173,8 @@ options:
     type: path
 notes:
   - The bootstrapper runs as a container named C(msr-replicas-<command>-<replica id>), which is always removed.
-  - Progress. When the module runs on the controller (a local connection, as the collection's roles and
+  - >-
+    Progress. When the module runs on the controller (a local connection, as the collection's roles and
     playbooks always run it, with C(delegate_to=localhost) or C(hosts=localhost)), its action plugin shows each
     bootstrapper phase, warning and error, and the new replica ID, at default verbosity while the bootstrapper
     runs, as C(<node>: <command>: <message>) lines (cleanup runs of a failed join too). With any other
