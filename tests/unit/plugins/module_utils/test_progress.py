@@ -9,8 +9,6 @@ import json
 import os
 import stat
 
-from test_bootstrapper import CA, JOIN_LOG, PASSWORD, FakeClient, FakeContainer, join_flags
-
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
 from ansible_collections.msr.replicas.plugins.module_utils._bootlog import LogParser
 from ansible_collections.msr.replicas.plugins.module_utils._progress import (
@@ -19,6 +17,14 @@ from ansible_collections.msr.replicas.plugins.module_utils._progress import (
     events_from_result,
     format_event,
     parse_event,
+)
+from ansible_collections.msr.replicas.tests.unit.plugins.module_utils.test_bootstrapper import (
+    CA,
+    JOIN_LOG,
+    PASSWORD,
+    FakeClient,
+    FakeContainer,
+    join_flags,
 )
 
 
