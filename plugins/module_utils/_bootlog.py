@@ -20,6 +20,10 @@ _LEVELS = {"INFO": "info", "WARN": "warning", "WARNING": "warning", "ERRO": "err
            "FATA": "fatal", "FATAL": "fatal", "DEBU": "debug", "DEBUG": "debug", "PANI": "panic",
            "PANIC": "panic", "TRAC": "trace", "TRACE": "trace"}
 
+# level -> the LogParser list it goes to; that list -> the event kind on_event hears.
+_KINDS = {"info": "phases", "warning": "warnings", "error": "errors", "fatal": "fatal", "panic": "fatal"}
+_EVENTS = {"phases": "phase", "warnings": "warning", "errors": "error", "fatal": "fatal"}
+
 
 def parse_line(line):
     """(level, message) of one logrus line (text or key=value form); None for anything else."""
@@ -41,9 +45,14 @@ def parse_line(line):
 
 
 class LogParser:
-    """Collects phases (INFO messages), warnings, fatal errors and the assigned replica ID."""
+    """Collects phases (INFO messages), warnings, fatal errors and the assigned replica ID.
 
-    def __init__(self, secrets=()):
+    ``on_event(kind, text)``, when given, hears each of them as it is parsed (kind: phase, warning, error,
+    fatal or replica_id), already masked, so a caller can show a long run's progress as it happens.
+    """
+
+    def __init__(self, secrets=(), on_event=None):
+        self.on_event = on_event
         self.lines = []
         self.phases = []
         self.warnings = []
@@ -79,20 +88,19 @@ class LogParser:
         self.lines.append(_ANSI.sub("", line))
         parsed = parse_line(line)
         text = parsed[1] if parsed else line.strip()
+        kind = _KINDS.get(parsed[0]) if parsed else None
+        if kind:
+            getattr(self, kind).append(parsed[1])
+            self._event(_EVENTS[kind], parsed[1])
         m = _REPLICA_SET.search(text)
-        if m:
+        if m and m.group(1).lower() != self.replica_id:
             self.replica_id = m.group(1).lower()
-        if not parsed:
-            return
-        level, msg = parsed
-        if level == "info":
-            self.phases.append(msg)
-        elif level == "warning":
-            self.warnings.append(msg)
-        elif level == "error":
-            self.errors.append(msg)
-        elif level in ("fatal", "panic"):
-            self.fatal.append(msg)
+            if kind != "phases":   # an INFO line has just said it
+                self._event("replica_id", self.replica_id)
+
+    def _event(self, kind, text):
+        if self.on_event is not None:
+            self.on_event(kind, text)
 
     def failure_message(self):
         if self.fatal:

@@ -240,11 +240,13 @@ class BootstrapperError(MsrError):
 class Bootstrapper:
     """Runs one bootstrapper command at a time on the engine at ``docker_host``.
 
-    ``tls`` (see tls_from_params) is required for a tcp:// engine.
+    ``tls`` (see tls_from_params) is required for a tcp:// engine. ``progress(command, kind, text)``, when
+    given, hears each phase, warning, error and the replica ID as the bootstrapper logs them (see _progress).
     """
 
-    def __init__(self, docker_host=DEFAULT_DOCKER_HOST, timeout=1800, client=None, tls=None):
+    def __init__(self, docker_host=DEFAULT_DOCKER_HOST, timeout=1800, client=None, tls=None, progress=None):
         self.docker_host = docker_host or DEFAULT_DOCKER_HOST
+        self.progress = progress
         self.timeout = timeout
         self.tls = tls
         self._client = client
@@ -269,6 +271,8 @@ class Bootstrapper:
             pass
         except CONNECTION_ERRORS as exc:
             raise self._not_started("cannot inspect image %s on %s: %s" % (ref, self.docker_host, exc))
+        if self.progress is not None:
+            self.progress(None, "pull", "pulling %s" % ref)
         try:
             client.images.pull(image, tag=version or "latest")
         except CONNECTION_ERRORS as exc:
@@ -283,7 +287,11 @@ class Bootstrapper:
         client = self.client()
         ref = image_ref(image, version)
         name = name or "msr-replicas-%s-%s" % (argv[0], new_replica_id())
-        parser = LogParser(secrets=list(env.values()))
+        on_event = None
+        if self.progress is not None:
+            def on_event(kind, text):
+                self.progress(argv[0], kind, text)
+        parser = LogParser(secrets=list(env.values()), on_event=on_event)
         cmd = redacted_cmd(image, version, argv, env, self.docker_host)
         self.ensure_image(image, version)
         container = None
@@ -296,6 +304,8 @@ class Bootstrapper:
             except CONNECTION_ERRORS as exc:
                 raise self._may_have_started("lost the Docker engine at %s while starting the bootstrapper %s (%s)"
                                              % (self.docker_host, name, exc), parser)
+            if on_event is not None:
+                on_event("start", "the bootstrapper %s started" % name)
             try:
                 for chunk in container.logs(stream=True, follow=True):
                     parser.feed(chunk)

@@ -39,8 +39,10 @@ NEW_ID = "<new replica id>"
 class ReplicaManager:
     POLL_INTERVAL = 5
 
-    def __init__(self, module, observe_fn, runner, phase2_fn=None, set_deadline=None):
+    def __init__(self, module, observe_fn, runner, phase2_fn=None, set_deadline=None, progress=None):
         self.module = module
+        # hears the bootstrapper's phases as they happen (_progress.ProgressWriter); None: nobody listens
+        self.progress = progress
         self.p = module.params
         self.observe = observe_fn
         self.runner = runner
@@ -104,11 +106,12 @@ class ReplicaManager:
 
     def _run(self, version, argv, rid):
         runner = self.runner or boot.Bootstrapper(self.p["docker_host"], timeout=self.p["bootstrap_timeout"],
-                                                  tls=tls_from_params(self.p))
+                                                  tls=tls_from_params(self.p), progress=self.progress)
         self.runner = runner
         env = self.env(version if argv[0] == "install" else None)
         run = runner.run(self.p["image"], version, argv, env, name="msr-replicas-%s-%s" % (argv[0], rid))
-        self.result.setdefault("runs", []).append({"cmd": run.cmd, "rc": run.rc, "phases": run.parser.phases})
+        self.result.setdefault("runs", []).append({"command": argv[0], "cmd": run.cmd, "rc": run.rc,
+                                                   "phases": run.parser.phases})
         self.result.update(phases=run.parser.phases, bootstrapper_warnings=run.parser.warnings,
                            log=run.parser.lines, cmd=run.cmd)
         for leftover in getattr(runner, "unremoved", []):

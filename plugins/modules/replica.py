@@ -167,8 +167,24 @@ options:
       - Seconds the bootstrapper may stay silent before the module gives up on it (Docker API read timeout).
     type: int
     default: 1800
+  progress_file:
+    description:
+      - File to which the module appends one JSON line (C(node), C(command), C(kind), C(text)) for each phase,
+        warning, error and fatal error the bootstrapper logs and for the replica ID once it is known, as they
+        happen. The collection's action plugin of this module sets it and shows the lines; there is no need to
+        set it yourself.
+      - The lines are the bootstrapper's own log messages with the secrets masked, never its environment.
+      - Nothing is written in check mode (nothing runs).
+    type: path
 notes:
   - The bootstrapper runs as a container named C(msr-replicas-<command>-<replica id>), which is always removed.
+  - >-
+    Progress. When the module runs on the controller (a local connection, as the collection's roles and
+    playbooks always run it, with C(delegate_to=localhost) or C(hosts=localhost)), its action plugin shows each
+    bootstrapper phase, warning and error, and the new replica ID, at default verbosity while the bootstrapper
+    runs, as C(<node>: <command>: <message>) lines (cleanup runs of a failed join too). With any other
+    connection, with C(become), or with C(async), nothing can stream; the phases are shown once the module
+    returns. The full log is returned in RV(log) either way.
 seealso:
   - module: msr.replicas.cluster_info
 """
@@ -282,7 +298,7 @@ log:
   type: list
   elements: str
 runs:
-  description: Each bootstrapper run of the change, in order (C(cmd), C(rc), C(phases)); C(phases) and C(log) above are the last run's.
+  description: Each bootstrapper run of the change, in order (C(command), C(cmd), C(rc), C(phases)); C(phases) and C(log) above are the last run's.
   returned: when a bootstrapper command ran
   type: list
   elements: dict
@@ -322,6 +338,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import clients_from_params, observe
 from ansible_collections.msr.replicas.plugins.module_utils._common import connection_argument_spec
 from ansible_collections.msr.replicas.plugins.module_utils._engine import docker_argument_spec
+from ansible_collections.msr.replicas.plugins.module_utils._progress import ProgressWriter
 from ansible_collections.msr.replicas.plugins.module_utils._replica import (
     ReplicaManager,
     phase2_on_node,
@@ -353,6 +370,7 @@ def argument_spec():
         debug=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=600),
         bootstrap_timeout=dict(type="int", default=1800),
+        progress_file=dict(type="path"),
     )
     spec.update(docker_argument_spec())
     return spec
@@ -376,8 +394,11 @@ def main():
     def observe_fn():
         return observe(mke, msr_factory, msr_url=p["msr_url"], default_https_port=p["replica_https_port"] or 443)
 
+    progress = None
+    if p["progress_file"] and not module.check_mode:
+        progress = ProgressWriter(p["progress_file"], p["node"] or ",".join(p["replica_ids"] or []) or p["replica_id"])
     manager = ReplicaManager(module, observe_fn, None, partial(phase2_on_node, mke) if mke is not None else None,
-                             set_deadline=getattr(msr_factory, "set_deadline", None))
+                             set_deadline=getattr(msr_factory, "set_deadline", None), progress=progress)
     module.exit_json(**manager.apply())
 
 
