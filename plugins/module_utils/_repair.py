@@ -23,6 +23,7 @@ class RepairManager(ReplicaManager):
         # Not ReplicaManager.__init__: its result is about one node, this one about the cluster.
         self.module, self.p, self.observe, self.runner = module, module.params, observe_fn, runner
         self.phase2_fn = None
+        self.progress = None    # the replica module's action plugin streams phases; this module has none
         self.set_deadline = set_deadline or (lambda deadline: None)
         self.result = {"changed": False, "action": "none", "replica_id": None, "node": None, "removed": [],
                        "survivors": [], "quorum": None}
