@@ -27,7 +27,8 @@ step "ansible-playbook msr.replicas.preflight   (every prerequisite at once; cha
 ansible-playbook -i "$demo/inventory.yml" msr.replicas.preflight
 
 step "ansible-playbook msr.replicas.scale_up   (group msr = worker1..3: two joins, one at a time)"
-ansible-playbook -i "$demo/inventory.yml" msr.replicas.scale_up -e msr_backup_dir="$demo/backups"
+# msr_preflight=false: the checks just ran (scale_up runs them first by default).
+ansible-playbook -i "$demo/inventory.yml" msr.replicas.scale_up -e msr_backup_dir="$demo/backups" -e msr_preflight=false
 
 step "msr-reconcile --report   (what cron or a systemd timer runs: exit 0 = in sync)"
 set +e
@@ -46,7 +47,7 @@ echo
 echo "Backups taken before each join:  ls -l $demo/backups"
 ls -l "$demo/backups"
 echo "The reconcile report (JSON):      $demo/reconcile.json"
-python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('  in_sync=%s quorum=%s replicas=%d' % (r['in_sync'], r['quorum'], len(r['replicas'])))" "$demo/reconcile.json"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); q=r['quorum']; print('  in_sync=%s, %d of %d replicas healthy (majority %d), actions=%d' % (r['in_sync'], q['healthy'], q['size'], q['majority'], len(r['actions'])))" "$demo/reconcile.json"
 echo "The inventory the playbooks used: $demo/inventory.yml"
 echo
 echo "Try: HOME=$demo/home ANSIBLE_COLLECTIONS_PATH=$demo/collections ansible-playbook -i $demo/inventory.yml msr.replicas.reconcile"

@@ -76,6 +76,9 @@ def test_every_playbook_stops_on_lost_quorum_and_points_at_emergency_repair(lab)
         ("msr.replicas.scale_up", {"msr_preflight": False}),
         ("msr.replicas.scale_down", {"msr_scale_down_nodes": ["worker3"], "msr_skip_confirmation": True}),
         ("msr.replicas.replace", {"msr_replace_node": "worker2"}),
+        ("msr.replicas.install", {}),
+        ("msr.replicas.backup", {"msr_backup_dir": str(lab.workdir / "backups-quorum")}),
+        ("msr.replicas.reconcile", {"msr_remediate": True}),
     ]:
         run = lab.run(playbook, inventory=inv, extra_vars=extra)
         assert run.rc != 0, (playbook, run.output)
