@@ -16,11 +16,11 @@ run unit        pytest -q -p no:cacheprovider tests/unit
 run lab         pytest -q -p no:cacheprovider tests/lab/tests
 run sanity      scripts/sanity.sh
 run lint        scripts/lint.sh
-# The integration suite runs on two pytest-xdist workers, one lab each (msrint and msrint1), whole
-# files per worker: its tests mostly wait on the labs' clocks (health periods, joins). Its failed tests
+# The integration suite runs on three pytest-xdist workers, one lab each (msrint, msrint1, msrint2),
+# whole files per worker: its tests mostly wait on the labs' clocks (health periods, joins). Its failed tests
 # are listed again at the end, where a CI log's tail shows them.
 ilog=$(mktemp); trap 'rm -f "$ilog"' EXIT
-run integration bash -c 'set -o pipefail; pytest -q -p no:cacheprovider -rfE -n "${MSR_INT_WORKERS:-2}" --dist loadfile tests/integration | tee "$1"' _ "$ilog"
+run integration bash -c 'set -o pipefail; pytest -q -p no:cacheprovider -rfE -n "${MSR_INT_WORKERS:-3}" --dist loadfile tests/integration | tee "$1"' _ "$ilog"
 run molecule    scripts/molecule.sh
 grep -E '^(FAILED|ERROR) ' "$ilog" || true
 if [ ${#failed[@]} -gt 0 ]; then
