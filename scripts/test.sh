@@ -14,12 +14,18 @@ run() {
 run static      ruff check --quiet .
 run unit        pytest -q -p no:cacheprovider tests/unit
 run lab         pytest -q -p no:cacheprovider tests/lab/tests
+# ansible-lint runs alongside ansible-test sanity (both only read the checkout); its output follows.
+lintlog=$(mktemp)
+(scripts/lint.sh >"$lintlog" 2>&1; echo $? >"$lintlog.rc") &
+lintpid=$!
 run sanity      scripts/sanity.sh
-run lint        scripts/lint.sh
+wait "$lintpid"
+run lint        bash -c 'cat "$1"; exit "$(cat "$1.rc")"' _ "$lintlog"
+rm -f "$lintlog" "$lintlog.rc"
 # The integration suite runs on three pytest-xdist workers, one lab each (msrint, msrint1, msrint2),
 # whole files per worker: its tests mostly wait on the labs' clocks (health periods, joins). Its failed tests
 # are listed again at the end, where a CI log's tail shows them.
-ilog=$(mktemp); trap 'rm -f "$ilog"' EXIT
+ilog=$(mktemp); trap 'rm -f "$ilog" "$lintlog" "$lintlog.rc"' EXIT
 run integration bash -c 'set -o pipefail; pytest -q -p no:cacheprovider -rfE -n "${MSR_INT_WORKERS:-3}" --dist loadfile tests/integration | tee "$1"' _ "$ilog"
 run molecule    scripts/molecule.sh
 grep -E '^(FAILED|ERROR) ' "$ilog" || true

@@ -185,7 +185,8 @@ class PoolRun:
                 for b, n in again:      # a server-state file can bring an admin state back
                     rt.set_state(b, n, "ready")
                 extra["set_ready"] = sorted(set(extra["set_ready"]) | {n for _b, n in again})
-                self.wait_up(rt, _haproxy.arrivals(expected, live))
+                # Only this module's members: a server someone else wrote into the file is not its to wait for.
+                self.wait_up(rt, [(b, n) for b, n in _haproxy.arrivals(expected, live) if n in keep])
         finally:
             if tmp:
                 os.unlink(tmp)

@@ -267,6 +267,18 @@ def test_haproxy_exact_admin_state_and_lost_reload(lab3):
     assert config("lb1") != text and run_pool(lab, "lb1", **three)[1]["changed"] is False
 
 
+def test_haproxy_present_waits_only_for_its_own_members(lab3):
+    lab = lab3
+    set_haproxy_pool(lab, "worker1", "worker2")
+    # someone else's line, in the file but never reloaded; worker4 runs no replica, so it never comes UP
+    labhap.write_haproxy_cfg(STATE_DIR, "lb1", lab_servers(lab, "worker1", "worker2") + [("stale", lab.hosts["worker4"])])
+    state, r = run_pool(lab, "lb1", provider="haproxy", members=[member(lab, "worker3")], up_timeout=8)
+    assert state == "ok" and r["changed"] is True and r["reloaded"] is True and r["added"] == ["worker3"], r
+    assert names() == ["stale", "worker1", "worker2", "worker3"]
+    wait_for("worker3 UP", lambda: status()[("msr_http", "worker3")] == "UP")
+    assert status()[("msr_http", "stale")] != "UP"
+
+
 def nginx_peers(lab):
     """Backend addresses of lb3's established connections to replica port 80."""
     out = lab.ssh("lb3", "ss -Htn state established '( dport = :80 )'").stdout
