@@ -421,12 +421,8 @@ def validate(module):
     if not p["mke_url"].lower().startswith("https://"):
         module.fail_json(msg="mke_url must be an https:// URL: the bootstrapper sends the MKE password to it, "
                              "got '%s'" % p["mke_url"])
-    if p["replica_id"] is not None:
-        p["replica_id"] = p["replica_id"].strip().lower()
-        if not boot.REPLICA_ID_RE.match(p["replica_id"]):
-            module.fail_json(msg="replica_id must be 12 hexadecimal characters, got '%s'" % p["replica_id"])
-    if p["version"] is not None and not boot.parse_version(p["version"]):
-        module.fail_json(msg="version must look like 2.9.16, got '%s'" % p["version"])
+    boot.check_replica_ids(module)
+    boot.check_version(module)
     if p["docker_host"].split("://", 1)[0] not in ("unix", "ssh"):
         module.fail_json(msg="docker_host must be unix:///path or ssh://user@host, got '%s' (the MKE password "
                              "travels to the engine in the container environment)" % p["docker_host"])

@@ -112,6 +112,22 @@ def parse_version(version):
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def check_replica_ids(module, keys=("replica_id",)):
+    """Normalise the 12-hex replica ID options ``keys`` in place; fail on the first that is not one."""
+    p = module.params
+    for key in keys:
+        if p[key] is not None:
+            p[key] = p[key].strip().lower()
+            if not REPLICA_ID_RE.match(p[key]):
+                module.fail_json(msg="%s must be 12 hexadecimal characters, got '%s'" % (key, p[key]))
+
+
+def check_version(module):
+    version = module.params["version"]
+    if version is not None and not parse_version(version):
+        module.fail_json(msg="version must look like 2.9.16, got '%s'" % version)
+
+
 def new_replica_id():
     return binascii.hexlify(os.urandom(6)).decode("ascii")
 

@@ -371,11 +371,7 @@ class ReplicaManager:
 def validate(module):
     check_connection_params(module)
     p = module.params
-    for key in ("replica_id", "existing_replica_id"):
-        if p[key] is not None:
-            p[key] = p[key].strip().lower()
-            if not boot.REPLICA_ID_RE.match(p[key]):
-                module.fail_json(msg="%s must be 12 hexadecimal characters, got '%s'" % (key, p[key]))
+    boot.check_replica_ids(module, ("replica_id", "existing_replica_id"))
     if p["replica_ids"] is not None:
         p["replica_ids"] = [x.strip().lower() for x in p["replica_ids"]]
         bad = [x for x in p["replica_ids"] if not boot.REPLICA_ID_RE.match(x)]
@@ -384,8 +380,7 @@ def validate(module):
                              % (", ".join(bad) or "an empty list"))
         if p["state"] != "absent":
             module.fail_json(msg="replica_ids is only for state: absent")
-    if p["version"] is not None and not boot.parse_version(p["version"]):
-        module.fail_json(msg="version must look like 2.9.16, got '%s'" % p["version"])
+    boot.check_version(module)
     validate_docker_params(module)
     tls = [k for k in ("dtr_ca", "dtr_cert", "dtr_key") if p[k]]
     if tls and len(tls) != 3:

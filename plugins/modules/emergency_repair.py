@@ -220,13 +220,8 @@ def argument_spec():
 
 def validate(module):
     check_connection_params(module)
-    p = module.params
-    if p["replica_id"] is not None:
-        p["replica_id"] = p["replica_id"].strip().lower()
-        if not boot.REPLICA_ID_RE.match(p["replica_id"]):
-            module.fail_json(msg="replica_id must be 12 hexadecimal characters, got '%s'" % p["replica_id"])
-    if p["version"] is not None and not boot.parse_version(p["version"]):
-        module.fail_json(msg="version must look like 2.9.16, got '%s'" % p["version"])
+    boot.check_replica_ids(module)
+    boot.check_version(module)
     validate_docker_params(module)
 
 
