@@ -53,3 +53,11 @@ def lab():
     finally:
         lab.down()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def pytest_sessionfinish(session):
+    """The xdist controller (or a run without xdist) renders docs/reliability.md from the rows the
+    reliability scenarios recorded (reliability.record)."""
+    if not hasattr(session.config, "workerinput"):
+        from reliability import render
+        render()

@@ -9,34 +9,17 @@ CA (not through the module).
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
-import ssl
-import urllib.error
-import urllib.request
 
 import pytest
+from reliability import msr_api as msr
 
 pytestmark = pytest.mark.timeout(240)
 
 PATH = "/api/v0/admin/settings/registry/simple"
 SEEDED = {"s3": {"bucket": "msr-lab", "region": "us-east-1", "regionendpoint": "", "rootdirectory": "", "secure": True}}
-
-
-def msr(lab, method, path, body=None, node="worker1"):
-    """(status, JSON) of one MSR API call on the replica of ``node``, as the admin."""
-    ctx = ssl.create_default_context(cadata=lab.vars["msr_ca"])
-    auth = base64.b64encode(("%s:%s" % (lab.vars["msr_mke_username"], lab.password)).encode()).decode()
-    req = urllib.request.Request("https://%s%s" % (lab.hosts[node], path), method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": "Basic " + auth, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def stored(lab):
