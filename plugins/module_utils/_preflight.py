@@ -328,8 +328,8 @@ def check_storage(r, s, info, hosts):
         if driver is None:
             r.fail("storage_shared", "MSR storage", "the image storage could not be read (%s), so preflight cannot tell "
                                                     "whether it is shared; make a replica answer (msr_ca, its health), "
-                                                    "then run preflight again" % (storage.get("error") or "no replica "
-                                                                                  "answered"))
+                                                    "then run preflight again" % (storage.get("error")
+                                                                                  or _unanswered(info)))
         elif driver == "filesystem" and not storage.get("nfs") and not s["shared_filesystem"]:
             r.fail("storage_shared", "MSR storage", "images are on the local filesystem of each replica (driver "
                                                     "filesystem, no NFS volume) while %d replicas are or will be "
@@ -346,6 +346,16 @@ def check_storage(r, s, info, hosts):
                                                 "local filesystem of its node, which %d replicas cannot share; set "
                                                 "msr_storage.driver to s3, azure, gcs, swift or oss (or nfs with "
                                                 "msr_storage.nfs_url)" % (what, count))
+
+
+def _unanswered(info):
+    """Why no replica answered cluster_status: the first replica's error (a wrong msr_ca fails them all alike)."""
+    prefix = "no replica answered /api/v0/meta/cluster_status: "
+    for issue in info.get("issues") or []:
+        text = issue.get("message") or ""
+        if issue.get("kind") == "no_cluster_status" and text.startswith(prefix) and len(text) > len(prefix):
+            return "no replica answered: %s" % text[len(prefix):].split("; ")[0]
+    return "no replica answered"
 
 
 def _version_of(replicas):

@@ -388,6 +388,22 @@ def test_storage_that_could_not_be_read():
         "tell whether it is shared; make a replica answer (msr_ca, its health), then run preflight again"]
 
 
+def test_storage_no_replica_answered_says_why():
+    """A wrong msr_ca fails every replica alike: the first one's error (with its hint) is shown, once."""
+    info = cluster()
+    info["storage"] = {"driver": None, "drivers": []}
+    tls = ("TLS verification of https://%s failed: unable to get local issuer certificate. Give MSR's own CA in msr_ca "
+           "(every replica serves it at https://<replica>/ca) or set msr_insecure_tls: true")
+    info["issues"] = [{"kind": "no_cluster_status", "severity": "critical", "replica_id": None,
+                       "message": "no replica answered /api/v0/meta/cluster_status: %s; %s"
+                       % (tls % "10.0.0.21", tls % "10.0.0.22")}]
+    assert messages(run(info), "storage_shared") == [
+        "MSR storage: the image storage could not be read (no replica answered: %s), so preflight cannot tell whether "
+        "it is shared; make a replica answer (msr_ca, its health), then run preflight again" % (tls % "10.0.0.21")]
+    info["issues"] = []
+    assert "(no replica answered), so" in messages(run(info), "storage_shared")[0]
+
+
 @pytest.mark.parametrize("driver,ok", [("s3", True), ("nfs", True), ("oss", True), ("filesystem", False), ("", False)])
 def test_storage_before_an_install_comes_from_msr_storage(driver, ok):
     report = run(cluster(replicas=0), storage_driver=driver)
