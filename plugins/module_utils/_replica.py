@@ -189,8 +189,9 @@ class ReplicaManager:
             return
         if wanted_id and find_replica(view, wanted_id) is not None and wanted_id not in [r["id"] for r in partials]:
             other = find_replica(view, wanted_id)
-            self.fail("replica_id %s is already used by %s" % (
-                wanted_id, "the replica on node %s" % other["node"] if other["node"] else "a ghost replica"))
+            self.fail("replica_id %s is already used by %s: give a replica_id no replica has, or leave it unset "
+                      "so the bootstrapper picks one" % (
+                          wanted_id, "the replica on node %s" % other["node"] if other["node"] else "a ghost replica"))
         bad_node = node_problem(cluster, node)
         if bad_node:
             self.fail(bad_node)
@@ -292,7 +293,8 @@ class ReplicaManager:
             for rid in wanted:
                 r = find_replica(view, rid)
                 if r is not None and node and r["node"] and r["node"] != node:
-                    self.fail("replica %s runs on node %s, not on node %s" % (rid, r["node"], node))
+                    self.fail("replica %s runs on node %s, not on node %s: give that replica's node, or the ID of the "
+                              "replica on node %s (msr.replicas.cluster_info lists them)" % (rid, r["node"], node, node))
                 if r is not None:
                     targets.append(r)
             return targets

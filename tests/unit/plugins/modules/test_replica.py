@@ -338,7 +338,8 @@ def test_remove_last_replica_refused(run, fakes):
 def test_remove_node_mismatch(run, fakes):
     cluster = three()
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-2", state="absent", replica_id=A)
-    assert r["msg"] == "replica %s runs on node worker-1, not on node worker-2" % A
+    assert r["msg"] == ("replica %s runs on node worker-1, not on node worker-2: give that replica's node, or the ID "
+                        "of the replica on node worker-2 (msr.replicas.cluster_info lists them)" % A)
 
 
 def test_remove_failure_message(run, fakes):
