@@ -20,7 +20,7 @@ from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper 
 from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._cleanup import cleanup_join
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica, replica_on_node
-from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, check_connection_params
+from ansible_collections.msr.replicas.plugins.module_utils._common import DeadlineError, MsrError, check_connection_params
 from ansible_collections.msr.replicas.plugins.module_utils._engine import tls_from_params, validate_docker_params
 from ansible_collections.msr.replicas.plugins.module_utils._mke import split_name
 from ansible_collections.msr.replicas.plugins.module_utils._topology import (
@@ -130,7 +130,7 @@ class ReplicaManager:
         """(view, None) once ``done(view)`` returns None, or (None, the last reason) after wait_timeout."""
         deadline = time.time() + self.p["wait_timeout"]
         self.set_deadline(deadline)
-        last = "nothing was read"
+        last, read = "nothing was read", False
         try:
             while True:
                 try:
@@ -138,8 +138,13 @@ class ReplicaManager:
                     last = done(view)
                     if last is None:
                         return view, None
+                except DeadlineError as exc:
+                    # Time is up during a read: why the wait went on (the last read's reason) says more than
+                    # the read cut short by the deadline.
+                    return None, last if read else str(exc)
                 except MsrError as exc:
                     last = str(exc)
+                read = True
                 left = deadline - time.time()
                 if left <= 0:
                     return None, last
@@ -267,7 +272,9 @@ class ReplicaManager:
         after, why = self._wait(joined)
         if after is None:
             self.fail("replica %s joined node %s but did not become healthy (/_ping 200 and an all-OK cluster) "
-                      "within %d s: %s" % (new_id, node, self.p["wait_timeout"], why))
+                      "within %d s: %s. It stays in the cluster: once it is healthy, run the join again (the playbooks "
+                      "then put it into the load-balancer pools), or remove it (state: absent)"
+                      % (new_id, node, self.p["wait_timeout"], why))
         self._report(find_replica(after, new_id))
         self.result["diff"]["after"]["replica_id"] = new_id
 

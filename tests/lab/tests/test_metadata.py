@@ -216,6 +216,23 @@ def test_a_joined_replica_receives_everything_when_its_join_completes(lab):
     assert call(lab, rid, "GET", "/api/v0/meta/settings")[1]["createRepositoryOnPush"] is True
 
 
+def test_a_join_completed_while_cut_off_gets_nothing_and_loses_nothing(lab):
+    """A replica whose node is partitioned when its join completes has no copy to receive: it must not start
+    a fresh database that outranks the cluster's data, and it catches up after the heal."""
+    create(lab, A, "web")
+    rid = "0000000000a4"
+    lab.cluster.add_member(rid, "worker4", "2.9.16")
+    lab.cluster.create_replica_objects(rid, "worker4", "2.9.16")
+    lab.nodes["worker4"].partitioned = True
+    lab.changed()
+    lab.cluster.mark_running(rid)
+    assert copy_names(lab, rid) is None
+    lab.nodes["worker4"].partitioned = False
+    lab.changed()
+    for r in (A, B, C, rid):
+        assert names(lab, r) == ["admin/web"], r
+
+
 def test_emergency_repair_keeps_only_what_the_survivor_had(lab):
     create(lab, A, "before")
     lab.cluster.stop_replica(C)

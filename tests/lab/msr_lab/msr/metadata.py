@@ -137,14 +137,16 @@ class ReplicaMetadata(ClusterHealth):
     def receive_metadata(self, rid: str) -> None:
         """A join (or install) completes: the new replica gets everything its side holds.
 
-        A side without any copy is a fresh install: it keeps what restore staged, or starts from the seed.
+        A cluster without any copy is a fresh install: it keeps what restore staged, or starts from the seed.
+        A join cut off from every copy (its node partitioned) gets none: it is no new cluster, and its empty
+        database must never outrank the others' data; it backfills once it is on the majority side.
         """
         with self.lab.lock:
             others = [r for r in self._group_of(rid) if r != rid]
             newest = self._newest(self._writable_members(others))
             if newest is not None:
                 self._store(rid, newest.seq, newest.data)
-            elif self.copy_of(rid) is None:
+            elif self.copy_of(rid) is None and self._newest([r for r in self.replicas if r != rid]) is None:
                 self.seq += 1
                 self._store(rid, self.seq, self.seed)
 

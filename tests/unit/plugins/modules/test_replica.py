@@ -273,7 +273,38 @@ def test_join_not_healthy_in_time(run, fakes, monkeypatch):
     runner.run = slow
     r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f", wait_timeout=0)
     assert r["msg"] == ("replica 0a1b2c3d4e5f joined node worker-4 but did not become healthy (/_ping 200 and an "
-                        "all-OK cluster) within 0 s: replica 0a1b2c3d4e5f is unhealthy: health: OK, /_ping: 503")
+                        "all-OK cluster) within 0 s: replica 0a1b2c3d4e5f is unhealthy: health: OK, /_ping: 503. It "
+                        "stays in the cluster: once it is healthy, run the join again (the playbooks then put it into "
+                        "the load-balancer pools), or remove it (state: absent)")
+
+
+def test_join_not_healthy_in_time_reports_why_not_the_read_cut_short(run, fakes):
+    """When the wait's time runs out during a read (DeadlineError), the reason is the last read's."""
+    from ansible_collections.msr.replicas.plugins.module_utils._common import DeadlineError
+
+    cluster = three()
+    runner = fakes.FakeRunner(cluster)
+    original, view = runner.run, cluster.view
+    reads = {"after_join": 0}
+
+    def slow(*a, **k):
+        res = original(*a, **k)
+        cluster.replicas["0a1b2c3d4e5f"]["ping"] = 503
+        reads["after_join"] = 1
+        return res
+
+    def observed():
+        if reads["after_join"]:
+            reads["after_join"] += 1
+            if reads["after_join"] > 2:
+                raise DeadlineError("MKE at https://mke.example.com: the wait timed out before GET /nodes could be sent")
+        return view()
+    runner.run, cluster.view = slow, observed
+    r = run(cluster, runner, node="worker-4", replica_id="0a1b2c3d4e5f", wait_timeout=30)
+    assert r["msg"] == ("replica 0a1b2c3d4e5f joined node worker-4 but did not become healthy (/_ping 200 and an "
+                        "all-OK cluster) within 30 s: replica 0a1b2c3d4e5f is unhealthy: health: OK, /_ping: 503. It "
+                        "stays in the cluster: once it is healthy, run the join again (the playbooks then put it into "
+                        "the load-balancer pools), or remove it (state: absent)")
 
 
 # -- absent ------------------------------------------------------------------------------------------

@@ -125,7 +125,9 @@ def test_wait_reports_the_last_error(run, fakes):
             raise MsrError("MKE at https://mke.example.com did not answer GET /nodes within 1 s (1 try)")
     cluster.after_observe = broken
     r = run(cluster, runner, node="worker-4", replica_id=P, wait_timeout=0)
-    assert r["msg"].endswith("within 0 s: MKE at https://mke.example.com did not answer GET /nodes within 1 s (1 try)")
+    assert r["msg"].endswith("within 0 s: MKE at https://mke.example.com did not answer GET /nodes within 1 s (1 try). "
+                             "It stays in the cluster: once it is healthy, run the join again (the playbooks then put "
+                             "it into the load-balancer pools), or remove it (state: absent)")
 
 
 def test_several_unhealthy_replicas_go_in_one_remove(run, fakes):
