@@ -6,8 +6,8 @@
 - emergency_repair keeps what the survivor had: worker3 is cut off, repositories are written that only the
   majority gets, the majority stops (quorum lost), worker3 comes back and the repair keeps it; after a
   scale_up every replica has exactly the earlier repositories, the later ones are gone everywhere.
-- restore brings back exactly what the backup held: a backup (the backup playbook), more repositories,
-  every replica destroyed, the documented `docker run -i --rm mirantis/dtr restore < backup.tar` on an MKE
+- restore brings back exactly what the backup held: the backup that scale_up made before its last join,
+  more repositories, every replica destroyed, the documented `docker run -i --rm mirantis/dtr restore < backup.tar` on an MKE
   node (docs/runbooks/emergency-repair.md, step 3.4; the collection has no restore playbook), then a
   scale_up: every replica has what was written before the backup and nothing written after it.
 
@@ -95,11 +95,10 @@ def test_repair_keeps_what_the_survivor_had_and_restore_what_the_backup_held(lab
         repos_before=len(early) + len(late), repos_after=min(len(set(h) & set(early + late)) for h in seen.values()),
         replicas=len(seen))
 
-    # -- restore: exactly what the backup held
-    before = reliability.write_repos(lab, "restore-before", count=5)
-    run = lab.run("msr.replicas.backup", inventory=inv, extra_vars=ev(lab, backups, msr_backup_keep=10))
-    assert run.rc == 0, run.output
+    # -- restore: exactly what the backup held. The backup is the one scale_up made before its last join
+    # (msr_backup_before_change): the one a user would restore after that change went wrong.
     backup = backups_in(backups)[-1]
+    held = base + early
     after = reliability.write_repos(lab, "restore-after", count=5)
     ca = lab.status()["cluster"]["msr_ca"]
     for node in THREE:                     # every replica lost (destroyed without remove): the cluster is gone
@@ -108,20 +107,20 @@ def test_repair_keeps_what_the_survivor_had_and_restore_what_the_backup_held(lab
     restore(lab, backup, "worker1")
     lab.wait_healthy()
     assert lab.status()["cluster"]["msr_ca"] == ca            # clients that trusted MSR's CA still do
-    alone = exactly(lab, base + early + before)
+    alone = exactly(lab, held)
     run = lab.run("msr.replicas.scale_up", inventory=inv, extra_vars=ev(lab, backups))
     assert run.rc == 0, run.output
     assert nodes_of(lab) == THREE
     settled_pools(lab, THREE)
-    seen = exactly(lab, base + early + before)
+    seen = exactly(lab, held)
     reliability.record(
         "Nothing lost", "kept: restore",
-        "%d repositories written, a backup (backup playbook), %d more written, every replica destroyed, the "
-        "documented restore of the backup on worker1, scale_up back to 3" % (len(before), len(after)),
+        "%d repositories on the cluster when scale_up backed it up before its last join, %d written after it, "
+        "every replica destroyed, the documented restore of that backup on worker1, scale_up back to 3" % (
+            len(held), len(after)),
         "restore brought back one replica on %s with MSR's CA; scale_up joined %s" % (
             ", ".join(alone), ", ".join(sorted(set(seen) - set(alone)))),
         "every replica serves the %d repositories the backup held and none of the %d written after it" % (
-            len(base + early + before), len(after)),
-        repos_before=len(base + early + before + after),
-        repos_after=min(len(set(h) & set(base + early + before + after)) for h in seen.values()),
+            len(held), len(after)),
+        repos_before=len(held + after), repos_after=min(len(set(h) & set(held + after)) for h in seen.values()),
         replicas=len(seen))
