@@ -125,16 +125,18 @@ class Traffic:
             conn = http.client.HTTPSConnection(self.address, 443, timeout=self.timeout, context=self.context)
             # the certificate is checked against the external URL's host, the name clients use for every LB
             conn.host = self.server_name
-            replica = "?"
+            replica, sock = "?", None
             try:
                 sock = socket.create_connection((self.address, 443), timeout=self.timeout)
                 conn.sock = self.context.wrap_socket(sock, server_hostname=self.server_name)
                 with self._lock:
                     self.connections += 1
                 replica = _common_name(conn.sock.getpeercert())
-            except (OSError, ssl.SSLError) as exc:
+            except Exception as exc:               # connection refused, reset, TLS, timeout
                 if self._take():
                     self._fail("connect: %s: %s" % (type(exc).__name__, exc))
+                if sock is not None:
+                    sock.close()
                 conn.close()
                 continue
             try:
@@ -147,7 +149,7 @@ class Traffic:
                         conn.request("GET", path, headers=self.auth if auth else {})
                         resp = conn.getresponse()
                         body = resp.read()
-                    except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+                    except Exception as exc:       # whatever breaks a request is a failure
                         self._fail("%s GET %s: %s: %s" % (replica, path, type(exc).__name__, exc))
                         break
                     if 200 <= resp.status < 300:
