@@ -30,6 +30,9 @@ from test_roles import nodes_of
 pytestmark = pytest.mark.timeout(600)
 
 THREE = ["worker1", "worker2", "worker3"]
+# Short lab clocks: a replica reports its health every second and starts in one (a join waits for both);
+# the start period, in which a new replica answers 503, and the health reports are still there.
+CLOCKS = ("--health-period", "1", "--starting-seconds", "1")
 
 
 def exactly(lab, expected):
@@ -58,7 +61,7 @@ def restore(lab, backup, node):
 
 
 def test_repair_keeps_what_the_survivor_had_and_restore_what_the_backup_held(lab):
-    lab.fresh(replicas=3)
+    lab.fresh(replicas=3, options=CLOCKS)
     backups = lab.workdir / "backups-rel-repair"
     base = reliability.repos_on(lab, "worker1")
     inv = lab.inventory_with(THREE)

@@ -28,6 +28,9 @@ THREE = ["worker1", "worker2", "worker3"]
 FIVE = THREE + ["worker4", "worker5"]
 LBS = {"lb1": "HAProxy", "lb3": "NGINX"}
 MIN_REQUESTS = 2000
+# Short lab clocks: a replica reports its health every second and starts in one (a join waits for both);
+# the start period, in which a new replica answers 503, and the health reports are still there.
+CLOCKS = ("--health-period", "1", "--starting-seconds", "1")
 
 
 def through_lbs(lab, repos, playbook, inventory, extra_vars):
@@ -72,7 +75,7 @@ def check_and_record(lab, name, tried, run, traffic, names):
 
 
 def test_no_request_fails_and_no_repository_is_lost_during_scale_up_scale_down_and_replace(lab):
-    lab.fresh(replicas=3)
+    lab.fresh(replicas=3, options=CLOCKS)
     backups = lab.workdir / "backups-rel-traffic"
     settled_pools(lab, THREE)
     names = []
