@@ -10,7 +10,8 @@ Order of a real run (check mode stops before the first step that changes anythin
 HAProxy: kept members back to READY -> drain the leaving servers (bounded) -> write, validate,
 rename -> reload -> wait until the runtime shows the file's pool -> wait until added servers are UP.
 NGINX: write, validate, rename (an include file: write, validate the main config, restore on
-failure) -> reload -> wait for a new worker; its old workers finish their connections (the drain).
+failure) -> reload -> wait for a new worker -> when members left, wait (bounded) until the old workers
+finished their connections and exited (the drain: NGINX cannot say which connection goes where).
 """
 
 from __future__ import annotations
@@ -321,6 +322,10 @@ class PoolRun:
         if not include:
             tmp = self.validate_temp(new, lambda f: [self.nginx_bin(), "-t", "-c", f])
         if self.check:
+            if plan["removed"]:
+                master = self.nginx_master(main)
+                workers = len(self.children(master)) if master else 0
+                extra["drained"] = {n: {"workers": workers, "waited": 0, "state": "pending"} for n in plan["removed"]}
             return self.result(plan, new, **extra)
         if include:
             self.file.write(new)
@@ -337,6 +342,8 @@ class PoolRun:
         self.changed = True
         if master:
             self.wait_worker(master, workers, argv)
+            if plan["removed"]:
+                extra["drained"] = self.wait_old_workers(master, workers, plan["removed"])
         return self.result(plan, new, **extra)
 
     def nginx_bin(self):
@@ -365,6 +372,26 @@ class PoolRun:
                 except (OSError, IndexError, ValueError):
                     pass
         return out
+
+    def wait_old_workers(self, master, old, leaving):
+        """NGINX's drain: after the reload, new connections no longer reach the leaving servers, but the
+        workers from before it keep the connections they carry (to any server: NGINX cannot tell which)
+        until those end, then exit. Waits for that, bounded by drain_timeout, so that the leaving replica
+        is not removed under a connection still passed to it."""
+        started, timeout = time.monotonic(), self.p["drain_timeout"]
+        while True:
+            left = old & self.children(master)
+            waited = round(time.monotonic() - started, 1)
+            if not left:
+                return {n: {"workers": len(old), "waited": waited, "state": "drained"} for n in leaving}
+            if waited >= timeout:
+                raise LbError("%s: NGINX's old worker(s) %s still carry connections after drain_timeout %d s; %s no "
+                              "longer has %s, so new connections do not reach %s, but those may: let them finish "
+                              "(ps --ppid %d shows them as 'worker process is shutting down' until then) and run "
+                              "again, or raise drain_timeout"
+                              % (self.host, ", ".join(str(p) for p in sorted(left)), timeout, self.file.path,
+                                 ", ".join(leaving), "it" if len(leaving) == 1 else "them", master))
+            time.sleep(0.2)
 
     def wait_worker(self, master, before, argv):
         deadline = time.monotonic() + self.p["reload_timeout"]

@@ -35,7 +35,11 @@ description:
     back to READY, and a runtime pool that differs from the file (a reload that was lost, a server
     added or deleted through the API) triggers a reload; both are changes.
   - B(NGINX.) Servers are known by address and port (NGINX's have no names). NGINX cannot report
-    sessions; its reload is the drain, its old workers finishing their connections. The pool is the
+    sessions; its reload is the drain. New connections go only to the new pool at once, but the old
+    workers keep the connections they carry (to any server) until those end; when members left, the
+    module waits, bounded by O(drain_timeout), until those workers have exited, so that the caller
+    removes a replica only once no connection is passed to it any more. On timeout the task fails (the
+    new pool stays in place). The pool is the
     upstream blocks of O(config) - nginx.conf itself, or a file of upstream blocks that
     O(nginx_main_config) includes; such a file is written, validated with C(nginx -t -c
     <nginx_main_config>) and put back as it was when that fails. An upstream left without member
@@ -124,7 +128,9 @@ options:
     type: path
     default: /run/haproxy/admin.sock
   drain_timeout:
-    description: Seconds to wait for a leaving HAProxy server to have no session.
+    description:
+      - Seconds to wait for a leaving HAProxy server to have no session, or, for NGINX, after a reload that
+        took members out, for the old worker processes to finish their connections and exit.
     type: int
     default: 120
   up_timeout:
@@ -219,7 +225,9 @@ drained:
   description:
     - HAProxy servers that left the runtime pool - their sessions when the wait ended, the seconds
       waited and V(drained) (no session left) or V(DOWN) (down by its health check). Check mode shows
-      the sessions now and V(pending) or V(DOWN). Empty for NGINX.
+      the sessions now and V(pending) or V(DOWN).
+    - NGINX members that left the pool - the number of old worker processes waited for (C(workers)), the
+      seconds waited and V(drained); check mode shows the workers now and V(pending).
   returned: success
   type: dict
   sample: {worker2: {sessions: 0, waited: 1.5, state: drained}}

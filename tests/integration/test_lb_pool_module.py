@@ -299,7 +299,9 @@ def test_nginx_remove_and_add_on_lb3(lab3):
 
     workers = labngx.nginx_workers(STATE_DIR, "lb3")
     state, r = run_pool(lab, "lb3", **remove)
-    assert state == "ok" and r["changed"] is True and r["removed"] == ["worker3"] and r["drained"] == {}
+    assert state == "ok" and r["changed"] is True and r["removed"] == ["worker3"]
+    assert r["drained"]["worker3"]["state"] == "drained" and r["drained"]["worker3"]["workers"] >= 1, r["drained"]
+    assert not labngx.nginx_workers(STATE_DIR, "lb3") & workers                # the old workers are gone
     assert config("lb3", NGINX_CONF) == labngx.render_nginx_conf(servers[:2])
     assert labngx.nginx_pid(STATE_DIR, "lb3") == master                      # graceful: same master
     assert labngx.nginx_workers(STATE_DIR, "lb3") - workers                   # new workers took the config
@@ -325,6 +327,20 @@ def test_nginx_remove_and_add_on_lb3(lab3):
     assert [m["name"] for m in r["pool"]] == sorted([lab.hosts["worker1"], lab.hosts["worker2"], "worker3"])
     state, r = run_pool(lab, "lb3", **add)
     assert state == "ok" and r["changed"] is False
+
+    # a connection that outlives the drain: the old worker that carries it keeps running, the task fails
+    sock = socket.create_connection((lab.hosts["lb3"], 80), timeout=5)
+    try:
+        wait_for("a proxied connection", lambda: nginx_peers(lab))
+        workers = labngx.nginx_workers(STATE_DIR, "lb3")
+        state, r = run_pool(lab, "lb3", drain_timeout=2, **remove)
+        assert state == "failed" and "still carry connections after drain_timeout 2 s" in r["msg"], r
+        assert "no longer has worker3, so new connections do not reach it" in r["msg"] and "raise drain_timeout" in r["msg"]
+        assert labngx.nginx_workers(STATE_DIR, "lb3") & workers                 # still serving that connection
+    finally:
+        sock.close()
+    wait_for("the old workers gone", lambda: not labngx.nginx_workers(STATE_DIR, "lb3") & workers)
+    assert config("lb3", NGINX_CONF) == labngx.render_nginx_conf(servers[:2])
 
 
 def test_nginx_upstream_include_file_is_validated_through_the_main_config(lab3):
