@@ -67,7 +67,8 @@ def pytest_sessionfinish(session):
 # heaviest first (with --no-loadscope-reorder), so xdist does not start a long file last.
 FILE_SECONDS = {
     "test_rel_faults_join.py": 280, "test_playbooks_scale.py": 240, "test_install_backup_repair.py": 240,
-    "test_playbooks_replace.py": 190, "test_reconcile.py": 165, "test_rel_bad_inputs.py": 105,
+    "test_playbooks_replace.py": 190, "test_reconcile.py": 165, "test_rel_repair_restore.py": 120, "test_rel_traffic.py": 110,
+    "test_rel_bad_inputs.py": 105,
 }
 
 
