@@ -103,6 +103,9 @@ ENV_NAMES = {
     "--dtr-key": ("DTR_KEY", "MSR_KEY"),
 }
 
+# On every bootstrapper container this collection runs (the command as value): cluster_info lists them.
+LABEL = "com.msr.replicas.command"
+
 REPLICA_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
 
@@ -268,6 +271,8 @@ class Bootstrapper:
         self._client = client
         # Containers that could not be removed, so the module can report them instead of hiding them.
         self.unremoved = []
+        # Exited bootstrapper containers of earlier runs (killed before they removed them) this one removed.
+        self.cleared = []
 
     def client(self):
         if self._client is None:
@@ -310,6 +315,7 @@ class Bootstrapper:
         parser = LogParser(secrets=list(env.values()), on_event=on_event)
         cmd = redacted_cmd(image, version, argv, env, self.docker_host)
         self.ensure_image(image, version)
+        self.clear_leftovers(client)
         container = None
         try:
             container = self._create(client, ref, argv, env, name)
@@ -337,6 +343,18 @@ class Bootstrapper:
             if container is not None:
                 self._remove(container, name)
 
+    def clear_leftovers(self, client):
+        """Remove this collection's bootstrapper containers that have exited on this engine: a run killed with its
+        controller never reached its own removal. Running ones are left alone (the planner waits for them)."""
+        try:
+            found = client.containers.list(all=True, filters={"label": LABEL, "status": "exited"})
+        except CONNECTION_ERRORS as exc:
+            raise self._not_started("cannot list containers on %s: %s" % (self.docker_host, exc))
+        for c in found:
+            status = (c.attrs.get("State") or {}).get("ExitCode")
+            self._remove(c, c.name)
+            self.cleared.append("%s (%s, exit status %s)" % (c.name, c.labels.get(LABEL), status))
+
     @staticmethod
     def _not_started(msg):
         return BootstrapperError(msg + "; the bootstrapper did not start", started=False)
@@ -350,7 +368,7 @@ class Bootstrapper:
     def _create(self, client, ref, argv, env, name):
         try:
             return client.containers.create(ref, command=list(argv), environment=dict(env), name=name, detach=True,
-                                            tty=False, stdin_open=False, labels={"com.msr.replicas.command": argv[0]})
+                                            tty=False, stdin_open=False, labels={LABEL: argv[0]})
         except APIError as exc:
             raise self._not_started("cannot start the bootstrapper %s on %s: %s" % (ref, self.docker_host, exc))
         except CONNECTION_ERRORS as exc:

@@ -14,7 +14,12 @@ __metaclass__ = type
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
 from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
-from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, problems, replica_state
+from ansible_collections.msr.replicas.plugins.module_utils._topology import (
+    Cluster,
+    problems,
+    replica_state,
+    running_bootstrapper,
+)
 from ansible_collections.msr.replicas.plugins.module_utils._workloads import nfs_storage, workloads_by_node
 
 DEFAULT_HTTPS_PORT = 443
@@ -83,7 +88,8 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
         except MsrError as exc:
             storage = {"driver": None, "drivers": [], "error": str(exc)}
         break
-    view = build_view(nodes, containers, urls, pings, status, storage, observer, errors)
+    view = build_view(nodes, containers, urls, pings, status, storage, observer, errors,
+                      bootstrappers=mke.bootstrappers())
     if mke_config:
         # MKE's scheduling settings (config TOML); scheduling() reports a failure instead of raising.
         view["mke"] = mke.scheduling()
@@ -115,7 +121,7 @@ def _detail(state, c, node, health_text, ping, down_nodes):
     return None
 
 
-def build_view(nodes, containers, urls, pings, status, storage, observer=None, errors=()):
+def build_view(nodes, containers, urls, pings, status, storage, observer=None, errors=(), bootstrappers=()):
     by_name = dict((n["name"], n) for n in nodes)
     health = (status or {}).get("replica_health") or {}
     stamps = (status or {}).get("replica_timestamp") or {}
@@ -171,6 +177,7 @@ def build_view(nodes, containers, urls, pings, status, storage, observer=None, e
         "observer": observer,
         "status_available": status is not None,
         "version": _version(replicas),
+        "bootstrappers": list(bootstrappers),
     }
     cluster = Cluster.from_observed(view)
     view["quorum"] = cluster.quorum()
@@ -225,6 +232,14 @@ def derive_issues(view, errors):
         if r["ping"] != 200:
             issues.append(_issue("ping_failed", "critical",
                                  "replica %s /_ping: %s" % (rid, r["ping_error"] or r["ping"]), rid))
+    for b in view.get("bootstrappers") or []:
+        if b["running"]:
+            issues.append(_issue("bootstrapper_running", "critical", running_bootstrapper(b)))
+        else:
+            issues.append(_issue("bootstrapper_left", "warning",
+                                 "the bootstrapper container %s (%s) on node %s is left from an earlier run (%s); "
+                                 "the next change removes it, or remove it with 'docker rm %s' on that node"
+                                 % (b["name"], b["command"], b["node"], b["status"] or b["state"], b["name"])))
     q = view["quorum"]
     if q["size"] and q["has_quorum"] is False:
         issues.append(_issue("quorum_lost", "critical",
@@ -259,5 +274,5 @@ def find_replica(view, rid):
 def public_view(view):
     """What cluster_info returns."""
     keys = ("healthy", "problems", "status_available", "nodes", "replicas", "storage", "version", "quorum",
-            "current_issues", "issues", "mke")
+            "current_issues", "issues", "mke", "bootstrappers")
     return dict((k, view[k]) for k in keys if k in view)

@@ -17,6 +17,8 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import AuthEr
 
 REPLICA_LABEL = "com.docker.dtr.replica"
 VERSION_LABEL = "com.docker.dtr.version"
+# The label this collection puts on every bootstrapper container it runs (_bootstrapper, _backup).
+BOOTSTRAPPER_LABEL = "com.msr.replicas.command"
 
 
 class MkeClient:
@@ -112,6 +114,15 @@ class MkeClient:
     def replica_containers(self):
         return [c for c in (replica_container(item) for item in self.containers("dtr-rethinkdb-")) if c]
 
+    def bootstrappers(self):
+        """The bootstrapper containers this collection started (label BOOTSTRAPPER_LABEL), any state: a run
+        killed with its controller leaves its container behind, running until the command ends."""
+        filters = json.dumps({"label": [BOOTSTRAPPER_LABEL]}, separators=(",", ":"))
+        data, _raw = self._get("/containers/json?all=1&filters=%s" % quote(filters, safe=""))
+        if not isinstance(data, list):
+            raise MsrError("MKE GET /containers/json did not return a JSON list")
+        return [bootstrapper_container(item) for item in data]
+
     def replica_ports(self):
         """{replica_id: {"https": port, "http": port}} read from the dtr-nginx-<id> port bindings."""
         result = {}
@@ -167,6 +178,19 @@ def split_name(names, kind):
             node = parts[-2] if len(parts) >= 2 else None
             return node, base[len(kind):] or None
     return None, None
+
+
+def bootstrapper_container(item):
+    """{name, node, command, state, running, status} of one bootstrapper container summary."""
+    node, name = None, None
+    for full in item.get("Names") or []:
+        parts = full.strip("/").split("/")
+        name, node = parts[-1], parts[-2] if len(parts) >= 2 else None
+        break
+    state = item.get("State")
+    return {"name": name or item.get("Id"), "node": node,
+            "command": (item.get("Labels") or {}).get(BOOTSTRAPPER_LABEL), "state": state,
+            "running": state in ("running", "created", "restarting", "paused"), "status": item.get("Status")}
 
 
 def _replica_id(item, kind):

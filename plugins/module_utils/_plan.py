@@ -30,6 +30,8 @@ from ansible_collections.msr.replicas.plugins.module_utils._topology import (
     normalize_policy,
     remove_gate,
     repair_survivors,
+    running_bootstrapper,
+    running_bootstrappers,
 )
 
 
@@ -70,6 +72,9 @@ def plan(desired, observed, policy=None, eligible=None, lb_pool=None):
     cluster = Cluster.from_observed(observed, pool=lb_pool)
     result = _empty_result(cluster)
     refusals = result["refusals"]
+    # A bootstrapper still at work (e.g. the join of a run whose controller was killed) changes the cluster
+    # under any plan made now: nothing is planned until it ends.
+    refusals.extend(running_bootstrapper(b) for b in running_bootstrappers(observed))
 
     if not desired:
         # An empty group must never mean "remove every replica" (kubespray #12061).

@@ -30,6 +30,8 @@ from ansible_collections.msr.replicas.plugins.module_utils._topology import (
     node_problem,
     problems,
     remove_gate,
+    running_bootstrapper,
+    running_bootstrappers,
 )
 
 # Check mode cannot know the ID a real run generates; this stands in for it, the same on every run.
@@ -116,6 +118,12 @@ class ReplicaManager:
                            log=run.parser.lines, cmd=run.cmd)
         for leftover in getattr(runner, "unremoved", []):
             self.module.warn("could not remove the bootstrapper container %s" % leftover)
+        cleared = getattr(runner, "cleared", [])
+        if cleared:
+            self.result["cleared_bootstrappers"] = list(cleared)
+            for name in cleared:
+                self.module.warn("removed the bootstrapper container %s left by an earlier run" % name)
+            del cleared[:]
         return run
 
     def _announce(self, action, cmds, **extra):
@@ -161,6 +169,9 @@ class ReplicaManager:
     def apply(self):
         try:
             view = self.observe()
+            # One bootstrapper at a time: a join or remove still running (a killed run's) changes the cluster
+            # under whatever this run would decide.
+            self._refuse([running_bootstrapper(b) for b in running_bootstrappers(view)])
             if self.p["state"] == "present":
                 self.present(view)
             else:

@@ -21,6 +21,21 @@ cluster_status is a partial join.
 
 from __future__ import annotations
 
+def running_bootstrapper(b):
+    """Why nothing may change while this bootstrapper container (cluster_info's ``bootstrappers``) runs."""
+    return ("The bootstrapper container %s (%s) is still running on node %s, started by an earlier or another run "
+            "(a controller killed mid-run leaves it running); wait until it ends, or stop it with "
+            "'docker rm -f %s' on that node, then run again." % (b.get("name"), b.get("command"), b.get("node"),
+                                                                 b.get("name")))
+
+
+def running_bootstrappers(observed):
+    """The running bootstrapper containers of a cluster_info result (none for a bare replica list)."""
+    if not isinstance(observed, dict):
+        return []
+    return [b for b in observed.get("bootstrappers") or [] if b.get("running")]
+
+
 EMERGENCY_REPAIR_HINT = (
     "Quorum is lost: this cannot be fixed by joining or removing replicas. Bring the stopped or "
     "partitioned replicas back if you can; otherwise run the emergency_repair playbook "

@@ -38,6 +38,14 @@ options:
         C(kube-system) namespace or of a pod named C(ucp-*), such as calico-node and node feature discovery.
     type: bool
     default: false
+  wait_bootstrappers:
+    description:
+      - Seconds to wait, before reading the cluster, while a bootstrapper container this collection started
+        (label C(com.msr.replicas.command)) still runs, e.g. the join of a run whose controller was killed: the
+        container goes on until its command ends. V(0) does not wait. The read that follows reports what is
+        still running in RV(bootstrappers) (and an issue), whatever the wait.
+    type: int
+    default: 0
 notes:
   - A replica is C(healthy) when its container runs on a ready MKE node, its C(/_ping) answers 200 and
     C(replica_health) reports C(OK) for it. The top-level RV(healthy) is the collection's one health predicate,
@@ -95,7 +103,24 @@ version:
   returned: success
   type: str
   sample: 2.9.16
-current_issues:
+current_bootstrappers:
+  description:
+    - The bootstrapper containers this collection started that are still on a node (running, or left exited by
+      a run that was killed before it could remove them), as MKE lists them.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name: {description: Container name, type: str, returned: always}
+    node: {description: MKE node it is on, type: str, returned: always}
+    command: {description: "The bootstrapper command (C(join), C(remove), ...)", type: str, returned: always}
+    state: {description: "Container state (C(running), C(exited), ...)", type: str, returned: always}
+    running: {description: Whether it still runs, type: bool, returned: always}
+    status: {description: "MKE's status text, e.g. C(Up 5 seconds)", type: str, returned: always}
+  sample:
+    - {name: msr-replicas-join-0123456789ab, node: manager-1, command: join, state: running, running: true,
+       status: Up 5 seconds}
+issues:
   description: MSR's own C(current_issues) (C(critical), C(description)) as the answering replica reports them.
   returned: success
   type: list
@@ -246,6 +271,8 @@ issues:
     - {kind: even_count, severity: warning, message: "2 replicas: an even count tolerates no more failures than 1; use 3, 5 or 7", replica_id: null}
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import clients_from_params, observe, public_view
@@ -256,13 +283,22 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import (
 )
 
 
+def wait_bootstrappers(mke, seconds, interval=2):
+    """Until no bootstrapper of this collection runs, at most ``seconds``."""
+    deadline = time.time() + max(seconds or 0, 0)
+    while time.time() < deadline and any(b["running"] for b in mke.bootstrappers()):
+        time.sleep(min(interval, max(deadline - time.time(), 0)))
+
+
 def main():
     spec = connection_argument_spec()
     spec["workloads"] = dict(type="bool", default=False)
+    spec["wait_bootstrappers"] = dict(type="int", default=0)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     check_connection_params(module)
     try:
         mke, msr_factory = clients_from_params(module.params)
+        wait_bootstrappers(mke, module.params["wait_bootstrappers"])
         view = observe(mke, msr_factory, msr_url=module.params["msr_url"], mke_config=True,
                        workloads=module.params["workloads"])
     except MsrError as exc:

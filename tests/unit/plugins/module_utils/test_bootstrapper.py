@@ -296,6 +296,8 @@ class FakeClient:
         self.pulled = []
         self.create_kwargs = None
         self.looked_up = []
+        self.leftovers = []       # exited bootstrapper containers of earlier runs on the engine
+        self.listed = []
         outer = self
 
         class Images:
@@ -317,6 +319,10 @@ class FakeClient:
                     raise create_error
                 return outer.container
 
+            def list(self, all=False, filters=None):
+                outer.listed.append((all, filters))
+                return list(outer.leftovers)
+
             def get(self, name):
                 outer.looked_up.append(name)
                 if outer.container is None:
@@ -330,6 +336,29 @@ class FakeClient:
 def run(client, argv=("join",), env=None, **kw):
     b = boot.Bootstrapper(client=client)
     return b, b.run("mirantis/dtr", "2.9.16", list(argv), env or {"UCP_PASSWORD": "x"}, **kw)
+
+
+class Leftover:
+    def __init__(self, name, command, code):
+        self.name = name
+        self.labels = {boot.LABEL: command}
+        self.attrs = {"State": {"Status": "exited", "ExitCode": code}}
+        self.removed = False
+
+    def remove(self, force=False):
+        self.removed = True
+
+
+def test_run_first_removes_exited_bootstrappers_a_killed_run_left():
+    container = FakeContainer([("\n".join(JOIN_LOG) + "\n").encode()])
+    client = FakeClient(container)
+    old = Leftover("msr-replicas-join-00000000000a", "join", 0)
+    client.leftovers = [old]
+    b, r = run(client, boot.build_argv("join", join_flags(), "2.9.16"))
+    assert r.ok and old.removed and container.removed
+    # only exited ones of this collection (by label): a running one may be another run's, still at work
+    assert client.listed == [(True, {"label": boot.LABEL, "status": "exited"})]
+    assert b.cleared == ["msr-replicas-join-00000000000a (join, exit status 0)"]
 
 
 def test_run_success_pulls_streams_and_removes():

@@ -553,3 +553,21 @@ def test_majority_properties(n):
     assert topo.failures_tolerated(n) + topo.majority(n) == n
     if n % 2 == 0:
         assert topo.failures_tolerated(n) == topo.failures_tolerated(n - 1)
+
+
+def test_plan_refuses_everything_while_a_bootstrapper_still_runs():
+    # A controller killed mid-join leaves the join's bootstrapper running; its replica is joining (unhealthy).
+    observed = {"replicas": [rep(A, "w1"), rep(B, "w2"), rep(C, "w3"), rep(D, "w4", healthy=False)],
+                "status_available": True,
+                "bootstrappers": [{"name": "msr-replicas-join-" + D, "node": "m1", "command": "join",
+                                   "state": "running", "running": True},
+                                  {"name": "msr-replicas-join-" + E, "node": "m1", "command": "join",
+                                   "state": "exited", "running": False}]}
+    result = plan(["w1", "w2", "w3", "w4", "w5"], observed)
+    assert result["actions"] == [] and kinds(result["blocked_actions"])[0] == ("remove", "w4")
+    assert result["refusals"] == [topo.running_bootstrapper(observed["bootstrappers"][0])]
+    assert "msr-replicas-join-%s (join) is still running on node m1" % D in result["refusals"][0]
+    assert "docker rm -f msr-replicas-join-%s" % D in result["refusals"][0]
+    # an exited one only: nothing refused
+    observed["bootstrappers"] = observed["bootstrappers"][1:]
+    assert plan(["w1", "w2", "w3", "w4", "w5"], observed)["refusals"] == []

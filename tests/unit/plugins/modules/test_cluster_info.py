@@ -38,6 +38,9 @@ class FakeMke:
     def replica_ports(self):
         return {"f3712d9c419a": {"https": 4443}}
 
+    def bootstrappers(self):
+        return []
+
     def scheduling(self):
         return {"admin_scheduling": True, "user_scheduling": None, "error": None}
 
