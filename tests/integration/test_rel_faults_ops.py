@@ -167,10 +167,17 @@ def test_quorum_lost_then_two_reconcile_runs_at_once_then_lb_down_during_scale_d
     started = time.time()
     procs = [subprocess.Popen(argv, env=lab.ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               cwd=str(lab.workdir)) for argv, _r in runs]
+    ended = {}
+    while len(ended) < len(procs):
+        for i, p in enumerate(procs):
+            if i not in ended and p.poll() is not None:
+                ended[i] = time.time() - started
+        assert time.time() - started < 400, "the reconcile runs did not end"
+        time.sleep(0.05)
     results = []
-    for p in procs:
-        out, err = p.communicate(timeout=400)
-        results.append((p.returncode, out, err, time.time() - started))
+    for i, p in enumerate(procs):
+        out, err = p.communicate(timeout=30)
+        results.append((p.returncode, out, err, ended[i]))
     codes = sorted(r[0] for r in results)
     assert codes == [0, 3], results
     winner = [i for i, r in enumerate(results) if r[0] == 0][0]
@@ -282,6 +289,7 @@ def test_controller_killed_mid_join_and_mid_remove(lab):
         proc = start_playbook(lab, "scale_down", inv5, down)
         name = kill_when_bootstrapper_runs(lab, proc, "remove")
         state_at_kill = {lb: no_maint(lb) for lb in ("lb1", "lb2")}
+        after_kill = bootstrappers(lab).get(name)
     finally:
         lab.fault("mke-latency", 0)
     run = lab.run("msr.replicas.scale_down", inventory=inv5, extra_vars=down, timeout=400)
@@ -298,7 +306,7 @@ def test_controller_killed_mid_join_and_mid_remove(lab):
     record("Faults", "fault: controller SIGKILL mid-remove",
            "scale_down 5 -> 3, the controller killed with SIGKILL while the remove bootstrapper ran (after the "
            "drain; HAProxy runtime then: %s)" % json.dumps(state_at_kill),
-           "the remove went on without its client; the re-run waited for it, removed the rest, cleaned up; a "
-           "further run changed=0",
+           "the remove bootstrapper %s was %s after the kill; the re-run waited for it, removed the rest, cleaned "
+           "up (%s); a further run changed=0" % (name, after_kill, ", ".join(cleared) or "nothing left to clear"),
            "3 healthy replicas, pools in step with no DRAIN or MAINT left, every repository on each",
            repos_after_on_each=len(repos), replicas_read=kept)
