@@ -30,59 +30,12 @@ import docker
 import pytest
 from msr_lab.nodes.initfiles import NODE_PYTHON
 
+from argv import ArgvSampler, net_ns_of
 from msrint import STATE_DIR, replica_task
 
 pytestmark = pytest.mark.timeout(150)
 
 SLOW_JOIN = 4
-
-
-class ArgvSampler(threading.Thread):
-    def __init__(self, needles, interval=0.05):
-        super().__init__(daemon=True)
-        self.needles = needles                   # name -> bytes
-        self.interval = interval
-        self.stop_event = threading.Event()
-        self.hits = {name: [] for name in needles}
-        self.seen = {}                           # (net ns, cmdline bytes) -> (pid, first time)
-        self.rounds = 0
-        self.processes_read = 0
-
-    def run(self):
-        while not self.stop_event.is_set():
-            now = time.time()
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                        cmd = fh.read()
-                    net = os.readlink("/proc/%s/ns/net" % pid)
-                except OSError:
-                    continue                      # gone meanwhile
-                self.processes_read += 1
-                key = (net, cmd)
-                if key not in self.seen:
-                    self.seen[key] = (pid, now)
-                for name, needle in self.needles.items():
-                    if needle in cmd:
-                        self.hits[name].append((pid, net, cmd))
-            self.rounds += 1
-            self.stop_event.wait(self.interval)
-
-    def stop(self):
-        self.stop_event.set()
-        self.join(5)
-
-    def commands_in(self, net):
-        return [cmd.replace(b"\0", b" ").decode("utf-8", "replace").strip()
-                for (n, cmd) in self.seen if n == net]
-
-
-def net_ns_of(node):
-    desc = json.loads((STATE_DIR / "lab.json").read_text())
-    netns = desc["nodes"][node]["netns"]
-    return "net:[%d]" % os.stat("/run/netns/%s" % netns).st_ino
 
 
 def test_password_never_in_argv_output_or_result(lab):

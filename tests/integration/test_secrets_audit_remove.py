@@ -13,7 +13,7 @@ import json
 import time
 
 import pytest
-from test_secrets_audit import ArgvSampler, net_ns_of
+from argv import ArgvSampler, net_ns_of
 
 from msrint import replica_task
 
