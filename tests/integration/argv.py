@@ -70,3 +70,56 @@ def net_ns_of(node):
     desc = json.loads((STATE_DIR / "lab.json").read_text())
     netns = desc["nodes"][node]["netns"]
     return "net:[%d]" % os.stat("/run/netns/%s" % netns).st_ino
+
+
+class ContainerSampler(threading.Thread):
+    """The bootstrapper's argv and output: its container lives on a node's engine (the lab runs it as a program
+    inside the engine, not as a process), so this polls that engine every ``interval`` s for the containers
+    named ``prefix`` and reads each one's argv (Path, Args, Config.Cmd/Entrypoint) and its log as the engine
+    keeps it. ``hits[name]``: (container name, "argv" or "log") that held ``needles[name]``."""
+
+    def __init__(self, socket_path, needles, prefix="msr-replicas-", interval=0.02):
+        super().__init__(daemon=True)
+        import docker
+        self.client = docker.DockerClient(base_url="unix://%s" % socket_path, timeout=10)
+        self.needles = needles
+        self.prefix = prefix
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.hits = {name: [] for name in needles}
+        self.containers = {}                     # name -> argv text
+        self.log_bytes = {}                      # name -> bytes of its log last read
+        self.errors = []                         # polls that failed (the engine restarting)
+
+    def _check(self, name, where, data):
+        for key, needle in self.needles.items():
+            if needle in data and (name, where) not in self.hits[key]:
+                self.hits[key].append((name, where))
+
+    def poll(self):
+        import docker
+        # /containers/json alone (one request): its Command is the container's argv (path and args).
+        for c in self.client.api.containers(all=True, filters={"name": self.prefix}):
+            name = (c.get("Names") or ["/?"])[0].lstrip("/")
+            argv = json.dumps(c.get("Command")).encode()
+            self.containers[name] = argv.decode()
+            self._check(name, "argv", argv)
+            try:
+                log = self.client.api.logs(c["Id"], stdout=True, stderr=True)
+            except docker.errors.APIError:
+                continue                          # removed meanwhile, or a log driver that keeps none
+            self.log_bytes[name] = max(len(log), self.log_bytes.get(name, 0))
+            self._check(name, "log", log)
+
+    def run(self):
+        while not self.stop_event.is_set():
+            try:
+                self.poll()
+            except Exception as exc:              # the engine restarting (a fault): try again
+                self.errors.append(repr(exc))
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(15)
+        self.client.close()
