@@ -107,8 +107,9 @@ class Audit:
                 leaks.append("%s in %s" % (name, label))
         return len(data)
 
-    def step(self, playbook, run_fn, uses_engine=True, bootstrapper=True, ssh=True, canary=False):
-        """Run ``run_fn`` (returns (rc, stdout, {label: text}) while sampling; check everything; record a row."""
+    def step(self, playbook, run_fn, rc=0, uses_engine=True, bootstrapper=True, ssh=True, canary=False):
+        """Run ``run_fn`` (returns (rc, stdout, {label: text to search}, detail)) while sampling; search
+        everything, record the row, then assert: no leak, the controls, the run's exit code ``rc``."""
         before = self.sizes()
         argv, boots = ArgvSampler(self.needles), ContainerSampler(self.engine, self.needles)
         argv.start()
@@ -117,73 +118,73 @@ class Audit:
         try:
             if canary:
                 self.canaries()
-            rc, stdout, texts = run_fn()
+            got_rc, stdout, texts, detail = run_fn()
         finally:
             argv.stop()
             boots.stop()
         elapsed = time.time() - started
+
+        # The search: argv (processes, bootstrapper containers), output and reports, logs, backup names.
         leaks = ["%s in the argv of pid %s (%s)" % (name, pid, net) for name, hits in argv.hits.items()
                  if name != "canary" for pid, net, _cmd in hits]
         leaks += ["%s in the bootstrapper %s's %s" % (name, c, where) for name, hits in boots.hits.items()
                   if name != "canary" for c, where in hits]
+        output_bytes = sum(self.scan("%s %s" % (playbook, label), text, leaks) for label, text in texts.items())
+        after = self.sizes()
+        grown = {p: after[p] - before.get(p, 0) for p in after if after[p] > before.get(p, 0)}
+        log_bytes, canary_logged = 0, False
+        for path in after:
+            data = path.read_bytes()
+            log_bytes += self.scan(str(path), data, leaks)
+            canary_logged |= self.needles["canary"] in data and "upper/var/log" in str(path)
+        container_bytes = sum(self.scan("the log of container %s" % name, log, leaks)
+                              for name, log in engine_logs().items())
+        backups = sorted(self.backups.iterdir()) if self.backups.exists() else []
+        for f in backups:
+            self.scan("the backup name %s" % f.name, f.name, leaks)
 
         started_boots = sorted(n.rsplit("-", 1)[0] for n in boots.containers if "canary" not in n)
-        # Controls: the sampler saw this run's processes; -vvvv really verbose; the logs really written.
+        boot_log_bytes = sum(n for name, n in boots.log_bytes.items() if "canary" not in name)
+        figures = dict(argv_reads=argv.processes_read, distinct_argv=len(argv.seen), bootstrappers=len(started_boots),
+                       bootstrapper_log_bytes=boot_log_bytes, output_bytes=output_bytes, log_bytes_searched=log_bytes,
+                       log_bytes_written=sum(grown.values()), container_log_bytes=container_bytes,
+                       backups=len(backups), hits=len(leaks))
+        record("Secrets", "secrets: %s" % playbook,
+               "%s at -vvvv with the MKE password and msr_dtr_key in the inventory; argv of every process and "
+               "bootstrapper sampled, output, report, logs and backup names searched" % playbook,
+               "rc %s in %.0f s; %d argv scans; bootstrappers seen: %s" % (
+                   got_rc, elapsed, argv.rounds, ", ".join(started_boots) or "none"),
+               "LEAKED: " + "; ".join(leaks) if leaks else "no secret anywhere; backups 0600", **figures)
+        print("secrets: %s rc %s %.1f s %s" % (playbook, got_rc, elapsed, figures))
+        assert not leaks, leaks
+
+        # Controls: the samplers saw this run's processes and bootstrappers, -vvvv really verbose, the logs
+        # really written; the canaries caught.
         host_cmds, m1_cmds = argv.commands_in(self.host_net), argv.commands_in(self.m1_net)
         assert any("ansible-playbook" in c for c in host_cmds), (playbook, host_cmds[:40])
         if uses_engine:
             assert any("docker system dial-stdio" in c for c in m1_cmds), (playbook, m1_cmds)
-        boot_log_bytes = sum(n for name, n in boots.log_bytes.items() if "canary" not in name)
         if bootstrapper:
             assert started_boots, "%s: no bootstrapper container seen on manager1" % playbook
         if [n for n in started_boots if not n.endswith("-backup")]:      # backups keep no engine log
             assert boot_log_bytes > 0, "%s: the bootstrapper's log was never read: %s" % (playbook, boots.log_bytes)
         assert "ESTABLISH LOCAL CONNECTION" in stdout, stdout[-3000:]
+        assert grown.get(self.ansible_log, 0) > 0, "ANSIBLE_LOG_PATH not written"
+        if ssh:
+            assert any(p.name == "sshd.log" for p in grown), "no node's sshd log grew: %s" % sorted(grown)
         if canary:
             assert {net for _p, net, _c in argv.hits["canary"]} >= {self.host_net, self.m1_net}, \
                 "the canary argv was not caught on the controller and manager1: the sampler is blind"
             assert [c for c, where in boots.hits["canary"] if where == "argv"], "the canary container was missed"
-
-        output_bytes = sum(self.scan("%s %s" % (playbook, label), text, leaks) for label, text in texts.items())
-        after = self.sizes()
-        grown = {p: after[p] - before.get(p, 0) for p in after if after[p] > before.get(p, 0)}
-        assert grown.get(self.ansible_log, 0) > 0, "ANSIBLE_LOG_PATH not written"
-        if ssh:
-            assert any(p.name == "sshd.log" for p in grown), "no node's sshd log grew: %s" % sorted(grown)
-        log_bytes = 0
-        canary_logged = False
-        for path in after:
-            data = path.read_bytes()
-            log_bytes += self.scan(str(path), data, leaks)
-            canary_logged |= self.needles["canary"] in data and "upper/var/log" in str(path)
-        if canary:
             assert canary_logged, "the canary line in worker1's %s was not found" % CANARY_LOG
-        container_bytes = sum(self.scan("the log of container %s" % name, log, leaks)
-                              for name, log in engine_logs().items())
 
-        backups = sorted(self.backups.iterdir()) if self.backups.exists() else []
         if backups:
             mode = self.backups.stat().st_mode & 0o777
             assert mode & 0o077 == 0, "backup dir %s is mode %o" % (self.backups, mode)
         for f in backups:
-            self.scan("the backup name %s" % f.name, f.name, leaks)
             assert BACKUP_NAME.match(f.name), f.name
             assert f.stat().st_mode & 0o777 == 0o600, "%s is mode %o" % (f, f.stat().st_mode & 0o777)
-
-        figures = dict(argv_reads=argv.processes_read, distinct_argv=len(argv.seen),
-                       bootstrappers=len(started_boots),
-                       bootstrapper_log_bytes=boot_log_bytes, output_bytes=output_bytes, log_bytes_searched=log_bytes,
-                       log_bytes_written=sum(grown.values()), container_log_bytes=container_bytes,
-                       backups=len(backups), hits=len(leaks))
-        record("Secrets", "secrets: %s" % playbook,
-               "%s at -vvvv with the MKE password and msr_dtr_key in the inventory; argv of every process "
-               "sampled, output, report, logs and backups searched" % playbook,
-               "rc %s in %.0f s; %d argv scans, bootstrappers %s" % (
-                   rc, elapsed, argv.rounds, ", ".join(started_boots) or "none"),
-               "; ".join(leaks) if leaks else "no secret anywhere (%d hits)" % len(leaks), **figures)
-        assert not leaks, leaks
-        print("secrets: %s rc %s %.1f s %s" % (playbook, rc, elapsed, figures))
-        return rc
+        assert got_rc == rc, detail
 
     def canaries(self):
         """A canary argv on the controller (the ssh client) and on manager1 (the remote sh), a canary
@@ -221,17 +222,16 @@ def test_no_secret_in_argv_output_report_logs_or_backup_names(lab):
     audit = Audit(lab, needles, backups)
     secret_vars = dict(pki, msr_storage=STORAGE)        # in the inventory file, never on a command line
 
-    def play(name, msr, check_rc=0, **extra):
+    def play(name, msr, **extra):
         def run_fn():
             run = lab.run("msr.replicas.%s" % name, verbosity=4, inventory=inventory(lab, name, msr, **inv_vars),
                           extra_vars=ev(lab, backups, **extra), env=audit.env(), timeout=300)
-            assert run.rc == check_rc, run.output
             texts = {"stdout": run.stdout, "stderr": run.stderr, "task results": json.dumps(run.records)}
             report = extra.get("msr_reconcile_report")
             if report:
                 assert Path(report).stat().st_mode & 0o777 == 0o600
                 texts["report"] = Path(report).read_text()
-            return run.rc, run.stdout, texts
+            return run.rc, run.stdout, texts, run.output
         return run_fn
 
     # Before the install MSR's CA is the one given to install; afterwards the inventory trusts it as msr_ca.
@@ -266,9 +266,9 @@ def test_no_secret_in_argv_output_report_logs_or_backup_names(lab):
         proc = subprocess.run(wrapper_argv(lab, "--report", str(wrapper_report), "-v", inventory=inv),
                               env=lab.ansible_env(ANSIBLE_VERBOSITY="4", **audit.env()), capture_output=True,
                               text=True, timeout=300, cwd=str(lab.workdir))
-        assert proc.returncode == 1, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])   # drift: 1 of 3
         assert wrapper_report.stat().st_mode & 0o777 == 0o600
         return proc.returncode, proc.stdout, {"stdout": proc.stdout, "stderr": proc.stderr,
-                                              "report": wrapper_report.read_text()}
+                                              "report": wrapper_report.read_text()}, proc.stdout[-3000:] + proc.stderr
+    # Exit 1: drift (one replica of three).
     # Report mode reaches no engine; its ssh to the LB hosts reuses the ControlPersist masters of the runs before.
-    audit.step("bin/msr-reconcile", wrapper, uses_engine=False, bootstrapper=False, ssh=False)
+    audit.step("bin/msr-reconcile", wrapper, rc=1, uses_engine=False, bootstrapper=False, ssh=False)
