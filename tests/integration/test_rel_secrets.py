@@ -154,7 +154,9 @@ class Audit:
                "bootstrapper sampled, output, report, logs and backup names searched" % playbook,
                "rc %s in %.0f s; %d argv scans; bootstrappers seen: %s" % (
                    got_rc, elapsed, argv.rounds, ", ".join(started_boots) or "none"),
-               "LEAKED: " + "; ".join(leaks) if leaks else "no secret anywhere; backups 0600", **figures)
+               "LEAKED: " + "; ".join(leaks) if leaks else "no secret anywhere; %d backups, modes %s" % (
+                   len(backups), ", ".join(sorted({"%o" % (f.stat().st_mode & 0o777) for f in backups})) or "-"),
+               **figures)
         print("secrets: %s rc %s %.1f s %s" % (playbook, got_rc, elapsed, figures))
         assert not leaks, leaks
 
