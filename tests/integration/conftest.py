@@ -68,7 +68,7 @@ def pytest_sessionfinish(session):
 FILE_SECONDS = {
     "test_rel_faults_join.py": 280, "test_playbooks_scale.py": 240, "test_install_backup_repair.py": 240,
     "test_playbooks_replace.py": 190, "test_reconcile.py": 165, "test_rel_repair_restore.py": 120, "test_rel_traffic.py": 110,
-    "test_rel_bad_inputs.py": 105,
+    "test_rel_bad_inputs.py": 105, "test_rel_secrets.py": 180,
 }
 
 
