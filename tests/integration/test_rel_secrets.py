@@ -51,6 +51,9 @@ from pbutil import ev
 pytestmark = pytest.mark.timeout(600)
 
 THREE = ["worker1", "worker2", "worker3"]
+# A fresh MKE on which the install may schedule; short lab clocks (health reports, container start, MKE's
+# heartbeat) only make the waits for a healthy replica or a node shown down shorter.
+FRESH = ("--admin-scheduling", "on", "--health-period", "1", "--starting-seconds", "1", "--heartbeat-seconds", "3")
 STORAGE = {"driver": "s3", "options": {"bucket": "secrets", "region": "eu-west-1"},
            "secret_options": {"accesskey": "AKIASECRETSAUDIT", "secretkey": "s3-Secret-of-the-secrets-audit"}}
 BACKUP_NAME = re.compile(r"^dtr-metadata-2\.9\.16-backup-\d{8}-\d{2}_\d{2}_\d{2}\.tar$")
@@ -205,7 +208,7 @@ class Audit:
 
 
 def test_no_secret_in_argv_output_report_logs_or_backup_names(lab):
-    lab.fresh(replicas=0, options=("--admin-scheduling", "on"))
+    lab.fresh(replicas=0, options=FRESH)
     password = lab.password
     pki = org_pki(lab.hosts)
     key = pki["msr_dtr_key"]
