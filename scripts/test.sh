@@ -34,11 +34,12 @@ bg lint scripts/lint.sh; lintpid=$!
 run sanity      scripts/sanity.sh
 collect lint "$lintpid"
 collect lab "$labpid"
-# The integration suite runs on three pytest-xdist workers, one lab each (msrint, msrint1, msrint2),
-# whole files per worker: its tests mostly wait on the labs' clocks (health periods, joins). Its failed tests
+# The integration suite runs on five pytest-xdist workers, one lab each (msrint, msrint1, ... msrint4), whole
+# files per worker, heaviest first: its tests mostly wait on the labs' clocks (health periods, joins); on three
+# workers it used about one of the two cores. Its failed tests
 # are listed again at the end, where a CI log's tail shows them.
 ilog=$bgdir/integration.out
-run integration bash -c 'set -o pipefail; pytest -q -p no:cacheprovider -rfE -n "${MSR_INT_WORKERS:-3}" --dist loadfile --no-loadscope-reorder tests/integration | tee "$1"' _ "$ilog"
+run integration bash -c 'set -o pipefail; pytest -q -p no:cacheprovider -rfE -n "${MSR_INT_WORKERS:-5}" --dist loadfile --no-loadscope-reorder tests/integration | tee "$1"' _ "$ilog"
 run molecule    scripts/molecule.sh
 grep -E '^(FAILED|ERROR) ' "$ilog" || true
 if [ ${#failed[@]} -gt 0 ]; then
