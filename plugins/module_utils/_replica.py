@@ -288,6 +288,19 @@ class ReplicaManager:
                       % (new_id, node, self.p["wait_timeout"], why))
         self._report(find_replica(after, new_id))
         self.result["diff"]["after"]["replica_id"] = new_id
+        self._phase2_left(node)
+
+    def _phase2_left(self, node):
+        """A join that succeeded can still leave dtr-phase2 behind (its MKE token expired before it removed it);
+        the next join on that node clashes with it."""
+        try:
+            left = bool(self.phase2_fn and self.phase2_fn(node))
+        except MsrError:
+            return
+        if left:
+            self.result["also_left"] = ["container dtr-phase2 on node %s" % node]
+            self.module.warn("the bootstrapper's dtr-phase2 container is still on node %s after the join; remove it "
+                             "with 'docker rm -f dtr-phase2' on that node before the next join there" % node)
 
     def _destroy(self, rid, argv, version):
         try:

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from ansible_collections.msr.replicas.plugins.modules import replica
+
 from ansible_collections.msr.replicas.tests.unit.plugins.modules.conftest import (
     A,
     B,
@@ -383,3 +385,21 @@ def test_force_needs_29(run, fakes):
     cluster = three(version="2.7.8")
     r = run(cluster, fakes.FakeRunner(cluster), node="worker-3", state="absent", force=True)
     assert r["msg"] == "force needs MSR 2.9 or later (version 2.7.8)"
+
+
+def test_join_that_leaves_dtr_phase2_warns(run, fakes, monkeypatch):
+    """The bootstrapper can finish a join but fail to remove its dtr-phase2 helper (an MKE token that expired):
+    the join succeeds, and the leftover is reported, since the next join on that node clashes with it."""
+    cluster = fakes.three()
+    real = replica.ReplicaManager
+
+    class LeavesPhase2(real):
+        def __init__(self, module, observe_fn, runner, phase2_fn=None, **k):
+            real.__init__(self, module, observe_fn, runner, lambda node: node == "worker-4", **k)
+
+    monkeypatch.setattr(replica, "ReplicaManager", LeavesPhase2)
+    done = run(cluster, fakes.FakeRunner(cluster), node="worker-4")
+    assert done["changed"] is True and done["healthy"] is True
+    assert done["also_left"] == ["container dtr-phase2 on node worker-4"]
+    assert ("the bootstrapper's dtr-phase2 container is still on node worker-4 after the join; remove it with "
+            "'docker rm -f dtr-phase2' on that node before the next join there") in warnings(done)
