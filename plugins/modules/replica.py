@@ -321,6 +321,13 @@ cleanup:
       the target node.
   returned: on a failed join
   type: dict
+also_left:
+  description: After a join that succeeded, what its bootstrapper left behind (the C(dtr-phase2) container on the target
+    node, which a later join there clashes with); a warning names the command that clears it.
+  returned: when a successful join left something
+  type: list
+  elements: str
+  sample: [container dtr-phase2 on node worker-4]
 diff:
   description:
     - Membership of O(node) before and after (C(node), C(replica_id), C(state)).
