@@ -109,8 +109,9 @@ def evaluate(info, hosts, settings=None, requirements=None):
                                       "versions, admin scheduling, resources) did not run: fix the TLS settings "
                                       "above, then run preflight again")
     elif "nodes" not in info:
-        r.fail("mke_not_read", "MKE", "cannot read the cluster through %s: %s; check msr_mke_url, the MKE "
-                                      "credentials and CA, then run preflight again (the checks that need MKE did "
+        r.fail("mke_not_read", "MKE", "cannot read the cluster through %s: %s; check msr_mke_url, "
+                                      "msr_mke_username and msr_mke_password, and msr_mke_ca (or msr_mke_insecure_tls: "
+                                      "true), then run preflight again (the checks that need MKE did "
                                       "not run)" % (s["mke_url"] or "msr_mke_url", info.get("msg") or "unknown error"))
     else:
         check_managers(r, info)

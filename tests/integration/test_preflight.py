@@ -266,8 +266,9 @@ def test_mke_that_cannot_be_read(lab):
     assert result["failed_checks"] == ["mke_not_read"]
     message = failures(result)[0]
     assert message.startswith("MKE: cannot read the cluster through %s: " % mke_url(lab)) and "HTTP 500" in message
-    assert message.endswith("; check msr_mke_url, the MKE credentials and CA, then run preflight again (the checks "
-                            "that need MKE did not run)")
+    assert message.endswith("; check msr_mke_url, msr_mke_username and msr_mke_password, and msr_mke_ca (or "
+                            "msr_mke_insecure_tls: true), then run preflight again (the checks that need MKE did not "
+                            "run)")
 
 
 # ---- 2 managers, filesystem storage, a fast heartbeat ---------------------------------------------

@@ -87,8 +87,8 @@ def _preflight(*lines):
 
 
 def _mke_unreadable(lab, why):
-    return _preflight("MKE: cannot read the cluster through %s: %s; check msr_mke_url, the MKE credentials and CA, "
-                      "then run preflight again (the checks that need MKE did not run)" % (lab.vars["msr_mke_url"], why))
+    return _preflight("MKE: cannot read the cluster through %s: %s; check msr_mke_url, msr_mke_username and "
+                      "msr_mke_password, and msr_mke_ca (or msr_mke_insecure_tls: true), then run preflight again (the checks that need MKE did not run)" % (lab.vars["msr_mke_url"], why))
 
 
 def _tls_failed(url, fix):
@@ -129,7 +129,7 @@ CASES = [
      "MKE has no node named worker-4", "set msr_node_name to its MKE node name"),
     ("wrong password", "scale_up", FIVE, None, lambda lab: {"msr_mke_password": WRONG_PASSWORD},
      lambda lab: _mke_unreadable(lab, "MKE rejected the credentials for user 'admin' (HTTP 401)"),
-     "MKE rejected the credentials for user 'admin' (HTTP 401)", "check msr_mke_url, the MKE credentials and CA"),
+     "MKE rejected the credentials for user 'admin' (HTTP 401)", "msr_mke_username and msr_mke_password"),
     ("wrong MKE CA", "scale_up", FIVE, None, lambda lab: {"msr_mke_ca": other_ca_pem()},
      lambda lab: _mke_unreadable(lab, _tls_failed(lab.vars["msr_mke_url"], "Give the MKE CA in mke_ca (it is served at "
                                                   "%s/ca) or set mke_insecure_tls: true" % lab.vars["msr_mke_url"])),

@@ -152,8 +152,8 @@ def test_failed_cluster_info_is_one_failure():
     report = run({"failed": False, "msg": "MKE rejected the credentials for user 'admin' (HTTP 401)"})
     assert messages(report) == [
         "MKE: cannot read the cluster through https://mke.example.com: MKE rejected the credentials for user "
-        "'admin' (HTTP 401); check msr_mke_url, the MKE credentials and CA, then run preflight again (the checks "
-        "that need MKE did not run)"]
+        "'admin' (HTTP 401); check msr_mke_url, msr_mke_username and msr_mke_password, and msr_mke_ca (or "
+        "msr_mke_insecure_tls: true), then run preflight again (the checks that need MKE did not run)"]
 
 
 def test_msr_version_unset_when_the_cluster_was_not_read():
