@@ -21,6 +21,7 @@ cluster_status is a partial join.
 
 from __future__ import annotations
 
+
 def running_bootstrapper(b):
     """Why nothing may change while this bootstrapper container (cluster_info's ``bootstrappers``) runs."""
     return ("The bootstrapper container %s (%s) is still running on node %s, started by an earlier or another run "

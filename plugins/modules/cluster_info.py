@@ -41,8 +41,8 @@ options:
   wait_bootstrappers:
     description:
       - Seconds to wait, before reading the cluster, while a bootstrapper container this collection started
-        (label C(com.msr.replicas.command)) still runs, e.g. the join of a run whose controller was killed: the
-        container goes on until its command ends. V(0) does not wait. The read that follows reports what is
+        (label C(com.msr.replicas.command)) still runs, e.g. the join of a run whose controller was killed (the
+        container goes on until its command ends). V(0) does not wait. The read that follows reports what is
         still running in RV(bootstrappers) (and an issue), whatever the wait.
     type: int
     default: 0
@@ -103,7 +103,7 @@ version:
   returned: success
   type: str
   sample: 2.9.16
-current_bootstrappers:
+bootstrappers:
   description:
     - The bootstrapper containers this collection started that are still on a node (running, or left exited by
       a run that was killed before it could remove them), as MKE lists them.
@@ -120,7 +120,7 @@ current_bootstrappers:
   sample:
     - {name: msr-replicas-join-0123456789ab, node: manager-1, command: join, state: running, running: true,
        status: Up 5 seconds}
-issues:
+current_issues:
   description: MSR's own C(current_issues) (C(critical), C(description)) as the answering replica reports them.
   returned: success
   type: list
