@@ -171,6 +171,13 @@ class Lab:
         self.touched()
         return self.cli("fault", kind, *[str(a) for a in args])
 
+    def clear_faults(self):
+        """Undo the service faults (msr-lab fault clear) and start every replica a fault stopped."""
+        self.fault("clear")
+        for r in self.replicas().values():
+            if r["state"] != "running":
+                self.fault("start-replica", r["id"])
+
     @property
     def password(self):
         return self.vars["msr_mke_password"]
@@ -275,6 +282,17 @@ class Lab:
         if record.exists():
             records = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
         return PlaybookRun(args, proc, records, path)
+
+
+def until(what, predicate, timeout=60, step=0.2):
+    """Poll ``predicate`` until it returns something true (returned); fail naming ``what`` after ``timeout`` s."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.time() < deadline, "%s: not within %d s" % (what, timeout)
+        time.sleep(step)
 
 
 def replica_task(name, register=None, **params):

@@ -25,15 +25,20 @@ REPORT_MD = ROOT / "docs" / "reliability.md"
 SECTIONS = ("Traffic", "Nothing lost", "Faults", "Bad inputs", "Secrets")
 
 
+def admin_auth(lab):
+    """The Authorization header of the MKE admin (MSR takes MKE's credentials as basic auth)."""
+    token = base64.b64encode(("%s:%s" % (lab.vars["msr_mke_username"], lab.password)).encode()).decode()
+    return {"Authorization": "Basic " + token}
+
+
 def msr_api(lab, method, path, body=None, node="worker1", timeout=10):
     """(status, JSON) of one MSR API call on the replica of ``node`` (or an address), as the MKE admin,
     verified with MSR's own CA."""
     ctx = ssl.create_default_context(cadata=lab.vars["msr_ca"])
-    auth = base64.b64encode(("%s:%s" % (lab.vars["msr_mke_username"], lab.password)).encode()).decode()
     host = lab.hosts.get(node, node)
     req = urllib.request.Request("https://%s%s" % (host, path), method=method,
                                  data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": "Basic " + auth, "Content-Type": "application/json"})
+                                 headers=dict(admin_auth(lab), **{"Content-Type": "application/json"}))
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")

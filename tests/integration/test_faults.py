@@ -97,10 +97,7 @@ def test_quorum_loss_refuses_every_change(lab):
         msg = refused_alike(lab, replica_task("remove one", state="absent", replica_id=broken[0]["id"], force=True))
         assert msg.startswith("refusing to remove replica %s" % broken[0]["id"]), msg
     finally:
-        lab.fault("clear")
-        for r in lab.replicas().values():
-            if r["state"] != "running":
-                lab.fault("start-replica", r["id"])
+        lab.clear_faults()
 
 
 def test_partitioned_replica_is_unreachable_not_a_ghost(lab):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
-import time
 
 import pytest
 from msr_lab.lb import haproxy as labhap
@@ -23,7 +22,7 @@ from msr_lab.lb import nginx as labngx
 from msr_lab.lb.common import read_node_file
 from msr_lab.nodes.netns import write_node_file
 
-from msrint import STATE_DIR
+from msrint import STATE_DIR, until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -57,15 +56,8 @@ def run_pool(lab, lb, check=False, **params):
     return rec["status"], rec["result"]
 
 
-def wait_for(what, pred, timeout=30, every=0.2):
-    deadline = time.time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(every)
+def wait_for(what, pred, timeout=30):
+    return until(what, pred, timeout)
 
 
 def runtime(lb="lb1"):

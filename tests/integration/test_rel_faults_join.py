@@ -21,6 +21,7 @@ import time
 import pytest
 
 import reliability
+from msrint import until
 from pbutil import ev, settled_pools
 from test_roles import nodes_of, pools, recap_changed
 
@@ -62,16 +63,6 @@ def failure(run):
     failed = [r for r in run.records if r["status"] == "failed"]
     assert run.rc != 0 and failed, run.output
     return failed[-1]["result"].get("msg", "")
-
-
-def until(what, predicate, timeout=60, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.time() < deadline, "%s: not within %d s" % (what, timeout)
-        time.sleep(step)
 
 
 def healthy(lab):
@@ -232,10 +223,7 @@ def test_faults_during_a_join_token_unhealthy_frozen(lab):
         _unhealthy_before_join(lab)
         _frozen_health(lab)
     finally:
-        lab.fault("clear")
-        for r in lab.replicas().values():
-            if r["state"] != "running":
-                lab.fault("start-replica", r["id"])
+        lab.clear_faults()
 
 
 def _token_expiry(lab):

@@ -23,7 +23,6 @@ whichever comes first, and always when the ``with`` block ends.
 
 from __future__ import annotations
 
-import base64
 import collections
 import http.client
 import socket
@@ -31,6 +30,8 @@ import ssl
 import threading
 import time
 import urllib.parse
+
+from reliability import admin_auth
 
 
 class Traffic:
@@ -41,8 +42,7 @@ class Traffic:
         self.address = lab.hosts[lb]                       # the lab's own address: nothing else is reached
         self.server_name = urllib.parse.urlsplit(lab.vars.get("msr_external_url") or "").hostname or self.address
         self.context = ssl.create_default_context(cadata=lab.vars["msr_ca"])
-        auth = base64.b64encode(("%s:%s" % (lab.vars["msr_mke_username"], lab.password)).encode()).decode()
-        self.auth = {"Authorization": "Basic " + auth}
+        self.auth = admin_auth(lab)
         self.paths = [("/_ping", False)] + [("/api/v0/repositories/" + name, True) for name in repos]
         self.rate = rate                                   # requests per second (all threads), None: as fast as it can
         self.threads = threads
