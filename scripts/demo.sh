@@ -6,18 +6,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$ROOT/.venv/bin:$PATH"
-lab=${MSR_LAB_DIR:-/var/lib/msr-lab}
+# The lab's name (MSR_LAB_NAME) and state directory are msr-lab's own; MSR_DEMO_SUBNET runs the demo beside
+# another lab (tests/integration/test_demo.py does).
+name=${MSR_LAB_NAME:-msrlab}
+lab=${MSR_LAB_DIR:-$( [ "$name" = msrlab ] && echo /var/lib/msr-lab || echo "/var/lib/msr-lab-$name" )}
 demo=$lab/demo      # kept after the demo: the inventory, the backups and the report to look at
 
 msr-lab down >/dev/null
-msr-lab up --replicas 1 --lb-kind haproxy
+msr-lab up --replicas 1 --lb-kind haproxy ${MSR_DEMO_SUBNET:+--subnet "$MSR_DEMO_SUBNET"}
 mkdir -p "$demo"
 msr-lab inventory --msr worker1,worker2,worker3 -o "$demo/inventory.yml"
 
-# The collection as `ansible-galaxy collection install` would lay it out (a symlink to this checkout);
+# The collection as a user gets it: the release tarball, installed into an empty collections path.
 # HOME holds the lab's ssh key and known_hosts, which the docker SDK's ssh:// transport reads.
-mkdir -p "$demo/collections/ansible_collections/msr"
-ln -sfn "$ROOT" "$demo/collections/ansible_collections/msr/replicas"
+rm -rf "$demo/collections" "$demo/dist"
+ansible-galaxy collection build --output-path "$demo/dist" >/dev/null
+ansible-galaxy collection install "$demo"/dist/msr-replicas-*.tar.gz -p "$demo/collections" >/dev/null
+installed=$demo/collections/ansible_collections/msr/replicas
+echo "msr.replicas $(ls "$demo/dist") installed into $demo/collections"
 msr-lab ssh-config --home "$demo/home" >/dev/null
 export HOME=$demo/home ANSIBLE_COLLECTIONS_PATH=$demo/collections ANSIBLE_HOST_KEY_CHECKING=True
 export ANSIBLE_LOCAL_TEMP=$demo/tmp ANSIBLE_HOME=$demo/ansible
@@ -32,7 +38,7 @@ ansible-playbook -i "$demo/inventory.yml" msr.replicas.scale_up -e msr_backup_di
 
 step "msr-reconcile --report   (what cron or a systemd timer runs: exit 0 = in sync)"
 set +e
-"$ROOT/bin/msr-reconcile" -i "$demo/inventory.yml" --report "$demo/reconcile.json" --lock "$demo/reconcile.lock"
+"$installed/bin/msr-reconcile" -i "$demo/inventory.yml" --report "$demo/reconcile.json" --lock "$demo/reconcile.lock"
 rc=$?
 set -e
 echo "msr-reconcile exit code: $rc"
