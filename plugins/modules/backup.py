@@ -35,7 +35,7 @@ description:
     never its command line; the returned RV(cmd) names them only.
   - The bootstrapper container, named C(msr-replicas-backup-<random>), is always removed.
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 requirements:
   - docker (the Docker SDK for Python), except in check mode
   - paramiko, when O(docker_host) is an C(ssh://) URL

@@ -21,7 +21,7 @@ description:
   - Reports TLS and connection failures of single replicas as issues, not as a failure of the module (only
     an MKE failure fails it, since without MKE nothing can be read).
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 extends_documentation_fragment:
   - msr.replicas.connection
   - msr.replicas.attributes

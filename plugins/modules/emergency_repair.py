@@ -31,7 +31,7 @@ description:
     no-op.
   - The MKE password and CA reach the bootstrapper only by environment; RV(cmd) names them only.
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 requirements:
   - docker (the Docker SDK for Python), except in check mode
   - paramiko, when O(docker_host) is an C(ssh://) URL

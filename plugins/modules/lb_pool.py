@@ -47,7 +47,7 @@ description:
   - C(changed) compares administrative state only (file membership; HAProxy's runtime membership and
     READY, DRAIN or MAINT), never session counts or health.
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 extends_documentation_fragment:
   - msr.replicas.attributes
 attributes:

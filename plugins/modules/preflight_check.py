@@ -32,7 +32,7 @@ description:
   - The C(msr.replicas.preflight) role gathers the inputs and runs it; the same decisions are available
     as the P(msr.replicas.msr_preflight#filter) filter.
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 extends_documentation_fragment:
   - msr.replicas.attributes
   - msr.replicas.attributes.info_module

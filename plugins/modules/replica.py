@@ -33,7 +33,7 @@ description:
     healthy majority afterwards (never skipped). It then waits for the replica to leave and for an all-OK
     cluster. See the emergency-repair runbook when quorum is already lost.
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 extends_documentation_fragment:
   - msr.replicas.connection
   - msr.replicas.docker

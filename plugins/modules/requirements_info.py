@@ -21,7 +21,7 @@ description:
     (C(delegate_to=localhost)). The C(msr.replicas.preflight) role runs it there.
   - Never fails because a module is missing; it reports it.
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 extends_documentation_fragment:
   - msr.replicas.attributes
   - msr.replicas.attributes.info_module

@@ -26,7 +26,7 @@ description:
   - Secret parameters never appear in the output, the diff, warnings or errors; they show as
     C(********).
 author:
-  - msr.replicas contributors (!UNKNOWN)
+  - msr.replicas maintainers (@msr-replicas)
 extends_documentation_fragment:
   - msr.replicas.connection
   - msr.replicas.attributes
