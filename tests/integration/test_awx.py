@@ -17,7 +17,10 @@ env/ssh_key (runner hands it to ssh-agent), AWX's task environment in env/envvar
 settings in env/settings. The credential type and the survey come from docs/docsite/rst/guide_awx.rst,
 so the guide shows what was run. Asserted as AWX reads a job: artifacts/<ident>/status and rc, the job
 events (runner_on_ok / runner_on_failed, playbook_on_stats with its artifact_data from set_stats), and no
-secret in any artifact.
+secret in any artifact. Jobs: a wrong MKE password (Failed), the scheduled report on drift (Successful,
+nothing changed), remediation in an EE without the bootstrap host's key in ~/.ssh/known_hosts (Failed,
+nothing changed), remediation (Successful, converged, its backup in msr_backup_dir), the next report
+(in sync, changed=0).
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def inventory_script(lab, msr):
     inv = yaml.safe_load(lab.inventory.read_text())["all"]
     kept = {k: v for k, v in inv["vars"].items()
             if k not in ("msr_mke_url", "msr_mke_username", "msr_mke_password", "msr_mke_ca", "ansible_user",
-                         "ansible_ssh_private_key_file")}
+                         "ansible_ssh_private_key_file") and not k.startswith("msr_dtr_")}   # install's TLS material
     data = {"all": {"vars": kept, "children": list(inv["children"])}, "_meta": {"hostvars": {}}}
     for group, body in inv["children"].items():
         hosts = body.get("hosts") or {}
@@ -170,7 +173,7 @@ def write(path, text, mode=0o400):
 class AwxJob:
     """One AWX job of the reconcile job template: its private data dir, run through ansible-runner."""
 
-    def __init__(self, lab, built, job_id, msr, survey, credential_inputs, known_hosts=True):
+    def __init__(self, lab, built, job_id, msr, survey, credential_inputs, backups, known_hosts=True):
         self.lab, self.ident = lab, job_id
         self.pdd = Path(tempfile.mkdtemp(prefix="awx_%d_" % job_id))
         os.chmod(self.pdd, 0o700)
@@ -191,8 +194,8 @@ class AwxJob:
 
         extravars = {"awx_job_id": job_id, "tower_job_id": job_id, "awx_job_launch_type": "scheduled",
                      "awx_job_template_name": "msr-reconcile", "awx_inventory_name": "msr", "awx_schedule_name": "every 30 min",
-                     # the job template's extra vars; the role's backups before a join are test_roles' business
-                     "msr_backup_before_change": False}
+                     # the job template's extra vars: backups to a path AWX exposes to jobs, as the EE's own files go
+                     "msr_backup_dir": str(backups)}
         extravars.update(survey)
         write(self.pdd / "env" / "extravars", yaml.safe_dump(extravars))
 
@@ -288,13 +291,14 @@ def test_reconcile_as_awx_jobs(lab, built, monkeypatch):
     inputs = {"mke_url": lab.vars["msr_mke_url"], "mke_username": lab.vars["msr_mke_username"],
               "mke_password": lab.password, "mke_ca": lab.vars["msr_mke_ca"]}
     key = (STATE_DIR / "ssh" / "id_ed25519").read_text().strip().splitlines()[1]
-    secrets = [lab.password, key]
+    secrets = [lab.password, key] + ([lab.vars["msr_dtr_key"].strip().splitlines()[1]] if lab.vars.get("msr_dtr_key") else [])
     desired = ["worker1", "worker2", "worker3"]        # worker3 runs no replica: drift
     before = lab.replicas()
     jobs, timings = [], {}
+    backups = Path(tempfile.mkdtemp(prefix="msr-awx-backups-"))
 
     def job(job_id, answers, inputs=inputs, known_hosts=True):
-        j = AwxJob(lab, built, job_id, desired, answers, inputs, known_hosts)
+        j = AwxJob(lab, built, job_id, desired, answers, inputs, backups, known_hosts)
         jobs.append(j)
         return j.run(monkeypatch)
 
@@ -346,6 +350,7 @@ def test_reconcile_as_awx_jobs(lab, built, monkeypatch):
         assert fix.result["status"] == "converged" and fix.result["remediated"] is True, fix.result
         assert fix.result["drift"] == [] and fix.result["drift_found"], fix.result
         assert sorted(r["node"] for r in lab.replicas().values()) == desired
+        assert len(list(backups.glob("dtr-metadata-*-backup-*.tar"))) == 1     # taken before the join
         fix.check_no_secret(secrets)
         timings["remediate"] = fix.seconds
 
@@ -360,3 +365,4 @@ def test_reconcile_as_awx_jobs(lab, built, monkeypatch):
     finally:
         for j in jobs:
             j.cleanup()
+        shutil.rmtree(backups, ignore_errors=True)
