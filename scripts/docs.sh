@@ -32,8 +32,8 @@ check() {
   LAST_OUT=$out
 }
 
-echo "== antsibull-docs lint-collection-docs --plugin-docs"
-out=$(antsibull-docs lint-collection-docs --plugin-docs "$COLLS/ansible_collections/msr/replicas" 2>&1)
+echo "== antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs"
+out=$(antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs "$COLLS/ansible_collections/msr/replicas" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then echo "ok   0 findings"; else echo "$out"; echo "FAIL lint (exit $rc)"; status=1; fi
 
