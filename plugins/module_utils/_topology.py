@@ -42,7 +42,7 @@ EMERGENCY_REPAIR_HINT = (
     "partitioned replicas back if you can; otherwise run the emergency_repair playbook "
     "(ansible-playbook msr.replicas.emergency_repair -e msr_emergency_repair=true "
     "-e msr_emergency_repair_confirmed=true) or follow the emergency-repair runbook "
-    "(docs/runbooks/emergency-repair.md); automation only runs emergency-repair when both "
+    "(docs/docsite/rst/playbook_emergency_repair.rst); automation only runs emergency-repair when both "
     "emergency_repair and emergency_repair_confirmed are true."
 )
 

@@ -8,7 +8,7 @@
   scale_up every replica has exactly the earlier repositories, the later ones are gone everywhere.
 - restore brings back exactly what the backup held: the backup that scale_up made before its last join,
   more repositories, every replica destroyed, the documented `docker run -i --rm mirantis/dtr restore < backup.tar` on an MKE
-  node (docs/runbooks/emergency-repair.md, step 3.4; the collection has no restore playbook), then a
+  node (docs/docsite/rst/playbook_emergency_repair.rst, step 3.4; the collection has no restore playbook), then a
   scale_up: every replica has what was written before the backup and nothing written after it.
 
 test_install_backup_repair.py covers the repair playbook's refusals, check mode and re-run on a quorum loss
