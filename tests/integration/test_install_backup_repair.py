@@ -179,6 +179,7 @@ def test_emergency_repair_after_quorum_loss(lab):
 
     run = lab.run("msr.replicas.emergency_repair", extra_vars=dict(ev, msr_emergency_repair=True), touches=False)
     assert run.rc != 0 and "(missing: msr_emergency_repair_confirmed)" in run.output, run.output
+    assert "See docs/docsite/rst/playbook_emergency_repair.rst." in run.output, run.output   # the runbook page
     assert lab.replicas() == before
 
     ev.update(msr_emergency_repair=True, msr_emergency_repair_confirmed=True)
