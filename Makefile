@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := openssh-server haproxy nginx-light libnginx-mod-stream iproute2 nftables socat python3-venv python3.11 procps psmisc
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: deps venv lab-up lab-down demo test test-unit test-lab test-sanity test-integration test-molecule lint clean
+.PHONY: deps venv lab-up lab-down demo test test-unit test-lab test-sanity test-docs test-integration test-molecule lint clean
 
 # apt packages: update the index only when something is missing (a fresh machine needs it first).
 deps:
@@ -49,6 +49,9 @@ lint: venv
 
 test-sanity: venv
 	scripts/sanity.sh
+
+test-docs: venv
+	scripts/docs.sh
 
 test-integration: venv
 	$(BIN)/pytest -q tests/integration

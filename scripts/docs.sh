@@ -66,5 +66,10 @@ for role in $(find roles -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort);
   check "ansible-doc -t role msr.replicas.$role" ansible-doc -t role "msr.replicas.$role"
 done
 
+# The filters as users call them: from a template, through the collection loader.
+out=$(ansible localhost -c local -i localhost, -m ansible.builtin.debug \
+      -a 'msg={{ 5 | msr.replicas.msr_majority }}/{{ 5 | msr.replicas.msr_failures_tolerated }}' 2>&1)
+if grep -q '"msg": "3/2"' <<<"$out"; then echo "ok   the filters in a template"; else : >"$ERR"; fail "the filters in a template"; echo "$out"; fi
+
 [ $status -eq 0 ] && echo "docs: all clean" || echo "docs: FAILED"
 exit $status

@@ -14,7 +14,8 @@ run() {
 run static      ruff check --quiet .
 run unit        pytest -q -p no:cacheprovider tests/unit
 # Groups that mostly wait (the lab's tests: ~85 s of CPU in ~270 s, on lab clocks) or only read the checkout
-# (ansible-lint) run in the background alongside ansible-test sanity; their output follows, each in one piece.
+# (ansible-lint) run in the background alongside ansible-test sanity and the docs; their output follows, each in
+# one piece.
 bgdir=$(mktemp -d)
 trap 'rm -rf "$bgdir"' EXIT
 bg() {
@@ -32,6 +33,7 @@ collect() {
 bg lab pytest -q -p no:cacheprovider tests/lab/tests; labpid=$!
 bg lint scripts/lint.sh; lintpid=$!
 run sanity      scripts/sanity.sh
+run docs        scripts/docs.sh
 collect lint "$lintpid"
 collect lab "$labpid"
 # The integration suite runs on five pytest-xdist workers, one lab each (msrint, msrint1, ... msrint4), whole

@@ -156,8 +156,8 @@ options:
 notes:
   - The module needs root (or the LB's user) on the LB host, the C(haproxy) or C(nginx) binary there,
     and for HAProxy an admin socket at C(level admin).
-  - Add a replica to the pool only once it is healthy, and drain it out before removing it (DESIGN
-    safety rule 8); the role C(msr.replicas.lb_pool) does so.
+  - Add a replica to the pool only once it is healthy, and drain it out before removing it; the role
+    C(msr.replicas.lb_pool) does so.
 seealso:
   - name: HAProxy management guide, runtime API
     description: C(show servers state), C(set server ... state).

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("plugins", "playbooks", "roles", "bin", "changelogs/fragments")
 REFERENCE = re.compile(r"\bdocs/[\w./-]+?\.(?:rst|md)\b")
@@ -38,3 +40,21 @@ def test_every_referenced_docs_page_exists():
     assert "docs/docsite/rst/guide_scheduling.rst" in found   # msr-reconcile's docstring and reconcile.yml
     missing = {ref: where for ref, where in found.items() if not (ROOT / ref).is_file()}
     assert not missing, "pages referenced but missing: %s" % missing
+
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_of_the_readmes_resolves():
+    if not (ROOT / "tests" / "lab").is_dir():
+        pytest.skip("the READMEs link into the checkout (tests/lab, tests/integration), which a tarball leaves out")
+    readmes = [ROOT / "README.md", *sorted(ROOT.glob("roles/*/README.md")), ROOT / "tests/lab/README.md"]
+    checked, broken = 0, []
+    for readme in readmes:
+        for target in MARKDOWN_LINK.findall(readme.read_text()):
+            if "://" in target:
+                continue
+            checked += 1
+            if not (readme.parent / target).exists():
+                broken.append("%s -> %s" % (readme.relative_to(ROOT), target))
+    assert checked > 20 and not broken, broken
