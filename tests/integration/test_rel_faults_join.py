@@ -165,10 +165,18 @@ def _partitioned_target(lab):
     msg = failure(run)
     print(msg)
     rid = lab.replica_on("worker5")["id"]
-    assert msg.startswith("replica %s joined node worker5 but did not become healthy" % rid), msg
-    assert "within 10 s: replica %s is unreachable" % rid in msg, msg
-    assert msg.endswith("It stays in the cluster: once it is healthy, run the join again (the playbooks then put it "
-                        "into the load-balancer pools), or remove it (state: absent)"), msg
+    # The partition lands while the module still waits for the replica (its message), or, on a loaded
+    # machine, just after the module saw it healthy: then the role's check before the pools stops it.
+    if msg.startswith("replica %s joined node worker5" % rid):
+        assert msg.startswith("replica %s joined node worker5 but did not become healthy" % rid), msg
+        assert "within 10 s: replica %s is unreachable" % rid in msg, msg
+        assert msg.endswith("It stays in the cluster: once it is healthy, run the join again (the playbooks then put "
+                            "it into the load-balancer pools), or remove it (state: absent)"), msg
+    else:
+        assert msg.startswith("replica join: worker5 is not a healthy replica after the join, so it stays out of "
+                              "the load-balancer pools: %s (in cluster_status (OK) but no container of it is seen" % rid), msg
+        assert msg.endswith("It stays in the cluster: once it is healthy, run the playbook again (it then goes into "
+                            "the pools), or replace it (msr.replicas.replace)"), msg
     # it never reached the pools
     assert "worker5" not in pools(lab)["lb1"]["runtime"]
     lost = sorted(set(s.healthy_before) - set(healthy(lab)))
