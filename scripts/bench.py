@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -393,6 +394,12 @@ def main(argv=None) -> int:
         return 0
     if os.geteuid() != 0:
         print("bench: must run as root (the lab needs it)", file=sys.stderr)
+        return 1
+    lock = open(f"/run/msr-bench-{args.lab_name}.lock", "w")
+    try:   # two benchmarks on one lab name would tear down each other's labs (and skew each other)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"bench: another benchmark runs with lab {args.lab_name}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     work = Path(tempfile.mkdtemp(prefix="msr-bench-"))
