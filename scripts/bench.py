@@ -53,6 +53,8 @@ EMPTY = """\
       ansible.builtin.debug:
         msg: empty
 """
+# The floor of any module run: the empty run with one module (ansible.builtin.ping) instead of debug.
+ONE_MODULE = EMPTY.replace("ansible.builtin.debug:\n        msg: empty", "ansible.builtin.ping:")
 # The naive observation: ssh to every node, gather facts, docker ps, probe each replica's /_ping.
 NAIVE = """\
 - name: Every node
@@ -88,6 +90,7 @@ class Bench:
             (work / d).mkdir()
         (work / "empty.yml").write_text(EMPTY)
         (work / "naive.yml").write_text(NAIVE)
+        (work / "one_module.yml").write_text(ONE_MODULE)
         self.inventory = work / "inventory.yml"
 
     # ---- the lab
@@ -154,13 +157,17 @@ class Bench:
                    PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}", PYTHONDONTWRITEBYTECODE="1")
         return env
 
-    def timed(self, argv: list[str]) -> dict:
-        """One run with its own ssh ControlPath directory (no connection reused from an earlier run)."""
+    def timed(self, argv: list[str], profile: Path | None = None) -> dict:
+        """One run with its own ssh ControlPath directory (no connection reused from an earlier run).
+        ``profile``: also time each task (bench_timer callback) into that file (warm-up runs only)."""
         control = Path(tempfile.mkdtemp(prefix="cp", dir=self.work))
+        env = self.env(control)
+        if profile:
+            env.update(ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "scripts" / "bench_callbacks"),
+                       ANSIBLE_CALLBACKS_ENABLED="bench_timer", BENCH_TIMER_FILE=str(profile))
         ssh0 = self.ssh_accepted()
         t0 = time.time()
-        r = subprocess.run(argv, env=self.env(control), capture_output=True, text=True, timeout=900,
-                           cwd=str(self.work))
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, cwd=str(self.work))
         t1 = time.time()
         for sock in control.iterdir():   # end the ControlPersist masters this run left
             subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "x"], capture_output=True)
@@ -171,10 +178,10 @@ class Bench:
     def playbook(self, path, *extra: str, inventory: Path | None = None) -> dict:
         return self.timed([str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory), str(path), *extra])
 
-    def reconcile(self) -> dict:
+    def reconcile(self, profile: Path | None = None) -> dict:
         return self.timed([sys.executable, str(ROOT / "bin" / "msr-reconcile"), "-i", str(self.inventory),
                            "--report", str(self.work / "report.json"), "--lock", str(self.work / "reconcile.lock"),
-                           "--ansible-playbook", str(BIN / "ansible-playbook")])
+                           "--ansible-playbook", str(BIN / "ansible-playbook")], profile)
 
     # ---- measurements
     def point(self, replicas: int, nodes: int) -> dict:
@@ -184,9 +191,13 @@ class Bench:
         nodes = MANAGERS + replicas + extra
         self.up(replicas, extra)
         kinds = {"empty": lambda: self.playbook(self.work / "empty.yml"), "reconcile": self.reconcile,
-                 "naive": lambda: self.playbook(self.work / "naive.yml")}
+                 "naive": lambda: self.playbook(self.work / "naive.yml"),
+                 "one_module": lambda: self.playbook(self.work / "one_module.yml")}
         for run in kinds.values():   # warm-up, not counted (caches, first ssh host key reads)
             run()
+        profile = self.work / "profile.json"
+        self.reconcile(profile)      # one more, not counted: where a reconcile's time goes, task by task
+        tasks = json.loads(profile.read_text())["tasks"] if profile.exists() else []
         runs = {k: [] for k in kinds}
         for _ in range(self.runs):
             for kind, run in kinds.items():
@@ -194,13 +205,15 @@ class Bench:
         last = runs["reconcile"][-1]
         out = {"replicas": replicas, "size": size, "mke_nodes": nodes, "virtual_nodes": extra, "runs": self.runs,
                "failed": {k: sum(1 for r in v if r["rc"] not in (0,)) for k, v in runs.items()},
-               "requests": self.requests(last["t0"], last["t1"])}
+               "requests": self.requests(last["t0"], last["t1"]),
+               "profile": sorted(tasks, key=lambda t: -t[1])[:8]}
         for kind, rs in runs.items():
             out[f"{kind}_s"] = round(statistics.median(r["seconds"] for r in rs), 3)
             out[f"{kind}_all_s"] = [round(r["seconds"], 3) for r in rs]
             out[f"{kind}_ssh"] = max(r["ssh"] for r in rs)
         out["ratio"] = round(out["reconcile_s"] / out["empty_s"], 2)
         out["naive_ratio"] = round(out["naive_s"] / out["empty_s"], 2)
+        out["one_module_ratio"] = round(out["one_module_s"] / out["empty_s"], 2)
         out["requests_total"] = sum(out["requests"].values())
         bad = [r for rs in runs.values() for r in rs if r["rc"] != 0]
         if bad:
@@ -307,10 +320,12 @@ def summarise(points: list[dict]) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = ["| replicas | MKE nodes | empty run | no-op reconcile | ratio | naive | naive ratio | reconcile SSH | API requests |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| replicas | MKE nodes | empty run | one module | no-op reconcile | ratio | naive | naive ratio "
+             "| reconcile SSH | API requests |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in result["points"]:
-        lines.append(f"| {p['replicas']} | {p['mke_nodes']} | {p['empty_s']:.2f} s | {p['reconcile_s']:.2f} s | "
+        one = f"{p['one_module_s']:.2f} s" if "one_module_s" in p else "-"
+        lines.append(f"| {p['replicas']} | {p['mke_nodes']} | {p['empty_s']:.2f} s | {one} | {p['reconcile_s']:.2f} s | "
                      f"{p['ratio']:.2f}x | {p['naive_s']:.2f} s | {p['naive_ratio']:.2f}x | {p['reconcile_ssh']} | "
                      f"{p['requests_total']} |")
     return "\n".join(lines)
@@ -324,7 +339,8 @@ def render(result: dict) -> str:
         "",
         "What a no-op reconcile (in sync, report mode: `bin/msr-reconcile --report`) costs next to the floor of any",
         "Ansible run (an empty playbook: one play, `gather_facts: false`, one `debug`, same inventory) and next to",
-        "the naive way (ssh to every inventory node, gather facts, `docker ps`, probe each replica's `/_ping`),",
+        "the naive way (ssh to every inventory node, gather facts, `docker ps`, probe each replica's `/_ping`), and",
+        "next to the floor of a module run (the empty run with one `ansible.builtin.ping` instead of `debug`),",
         "measured on the lab (`msr-lab up --mke-nodes`: virtual MKE workers fill the node count). Generated by",
         "`scripts/bench.py` from `docs/performance.json`; reproduce with:",
         "",
@@ -363,10 +379,44 @@ def render(result: dict) -> str:
         for op, v in lc.items():
             out.append(f"| {op} | {v['wall_s']:.2f} s | {v['bootstrapper_s']:.2f} s | {v['health_wait_s']:.2f} s | "
                        f"{v['overhead_s']:.2f} s | {v['ssh']} | {v['requests_total']} |")
-    notes = result.get("notes") or []
-    if notes:
-        out += [""] + [f"- {n}" for n in notes]
+    out += ["", "## Goals", ""] + verdicts(result)
+    big = max(result["points"], key=lambda p: (p["mke_nodes"], p["replicas"]))
+    if big.get("profile"):
+        out += ["", f"Where a no-op reconcile's time goes ({big['replicas']} replicas, {big['mke_nodes']} MKE nodes; "
+                "one extra run with a task timer, the slowest tasks):", "", "| task | seconds |", "|---|---:|"]
+        out += [f"| {name} | {sec:.2f} |" for name, sec in big["profile"]]
+    out += ["", WHY]
     return "\n".join(out) + "\n"
+
+
+WHY = """\
+Why the ratio to the empty run stays above the goal: the empty run is one play with one `debug`, the floor
+of any `ansible-playbook` (interpreter start, inventory, one task). A no-op reconcile must at least read MKE
+and MSR (the `cluster_info` module: a module run on the controller, a fresh Python with its AnsiballZ payload)
+and each LB host's pool (the `lb_pool` module over SSH on the LB host), and it runs some twenty tasks, each
+of which costs a few hundredths of a second even when skipped. One module run alone (the "one module"
+column) costs about half an empty run more, so two module runs already reach or pass 1.5x. Getting closer would need the observation in an action plugin (in the
+controller's own process) and fewer tasks; the report is already written that way (`msr.replicas.report_file`).
+The figures grow with neither the replicas nor the MKE nodes beyond the noise: the API requests are the same
+at every node count (one filtered container listing, never the whole cluster's), one `/_ping` per replica."""
+
+
+def verdicts(result: dict) -> list[str]:
+    g, pts = GOALS, result["points"]
+    out = []
+    hi = max(p["ratio"] for p in pts)
+    out.append(f"- no-op reconcile / empty run: {min(p['ratio'] for p in pts):.2f}x to {hi:.2f}x (goal at most "
+               f"{g['ratio']}x): {'met' if hi <= g['ratio'] else 'missed'}")
+    if result["growth"]:
+        worst = max(result["growth"].values())
+        out.append(f"- growth: at most {worst:.2f}x (goal {g['growth']}x): {'met' if worst <= g['growth'] else 'missed'}")
+    ssh = max(p["reconcile_ssh"] for p in pts)
+    out.append(f"- SSH connections per no-op reconcile: at most {ssh}, all to the one LB host (the pool is read there; "
+               f"none to an MKE node): {'met' if ssh <= g['ssh'] else 'missed'}")
+    for op, v in (result.get("lifecycle") or {}).items():
+        out.append(f"- automation overhead per {op}: {v['overhead_s']:.2f} s (goal at most {g['overhead_s']:.0f} s): "
+                   f"{'met' if v['overhead_s'] <= g['overhead_s'] else 'missed'}")
+    return out
 
 
 def parse_grid(text: str) -> list[tuple[int, int]]:
