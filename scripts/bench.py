@@ -82,6 +82,7 @@ class Bench:
         self.name, self.subnet, self.runs, self.work = name, subnet, runs, work
         self.state = Path(f"/var/lib/msr-lab-{name}")
         self.host = subnet.rsplit(".", 1)[0] + ".1"     # the controller's address on the lab bridge
+        self.lb_addr = subnet.rsplit(".", 1)[0] + ".5"  # lb1, whose HAProxy checks the replicas
         self.lab_up = False
         coll = work / "collections" / "ansible_collections" / "msr"
         coll.mkdir(parents=True)
@@ -175,8 +176,9 @@ class Bench:
         return {"seconds": t1 - t0, "rc": r.returncode, "t0": t0, "t1": t1, "ssh": self.ssh_accepted() - ssh0,
                 "output": (r.stdout + r.stderr)[-3000:]}
 
-    def playbook(self, path, *extra: str, inventory: Path | None = None) -> dict:
-        return self.timed([str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory), str(path), *extra])
+    def playbook(self, path, *extra: str, inventory: Path | None = None, profile: Path | None = None) -> dict:
+        return self.timed([str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory), str(path), *extra],
+                          profile)
 
     def reconcile(self, profile: Path | None = None) -> dict:
         return self.timed([sys.executable, str(ROOT / "bin" / "msr-reconcile"), "-i", str(self.inventory),
@@ -233,7 +235,9 @@ class Bench:
         out = {}
         for op, playbook, extra in (("join", "msr.replicas.scale_up", {}),
                                     ("remove", "msr.replicas.scale_down", {"msr_scale_down_nodes": [new]})):
-            run = self.playbook(playbook, "-e", json.dumps({**ev, **extra}), inventory=inv)
+            profile = self.work / f"profile-{op}.json"   # the task timer costs microseconds per task
+            run = self.playbook(playbook, "-e", json.dumps({**ev, **extra}), inventory=inv, profile=profile)
+            tasks = json.loads(profile.read_text())["tasks"] if profile.exists() else []
             events = self.log_lines("events.log", run["t0"], run["t1"])
             programs = [e for e in events if e.get("event") == "program"]
             booted = covered([(e["started"], e["finished"]) for e in programs])   # phase2 runs inside a join
@@ -242,16 +246,24 @@ class Bench:
             oks = [e["t"] for e in events if e.get("event") == "reported-ok"]
             if ends and oks and max(oks) > max(ends):
                 health = max(oks) - max(ends)   # from the join's end to the new replica's first OK report
+            # HAProxy's health checks of the new server until it is UP (rise 2: the second passing check)
+            checks = sorted(e["t"] for e in self.log_lines("requests.log", run["t0"], run["t1"], settle=0)
+                            if e.get("client") == self.lb_addr and e["server"].startswith(f"msr {new}:")
+                            and e["path"] == "/_ping" and e["status"] == 200)
+            lb_wait = checks[1] - checks[0] if op == "join" and len(checks) >= 2 else 0.0
             out[op] = {"wall_s": round(run["seconds"], 2), "rc": run["rc"],
                        "bootstrapper_s": round(booted, 2), "health_wait_s": round(health, 2),
+                       "lb_up_wait_s": round(lb_wait, 2),
                        "bootstrapper_runs": [f"{e['cmd'][0] if e['cmd'] else '?'} {e['finished'] - e['started']:.2f}s"
                                              for e in programs],
-                       "overhead_s": round(run["seconds"] - booted - health, 2), "ssh": run["ssh"],
-                       "requests_total": sum(self.requests(run["t0"], run["t1"]).values())}
+                       "overhead_s": round(run["seconds"] - booted - health - lb_wait, 2), "ssh": run["ssh"],
+                       "requests_total": sum(self.requests(run["t0"], run["t1"]).values()),
+                       "tasks": len(tasks), "profile": sorted(tasks, key=lambda t: -t[1])[:8]}
             if run["rc"] != 0:
                 out[op]["failure_output"] = run["output"]
             print(f"  {op}: {out[op]['wall_s']} s wall, bootstrapper {out[op]['bootstrapper_s']} s, health wait "
-                  f"{out[op]['health_wait_s']} s: overhead {out[op]['overhead_s']} s", flush=True)
+                  f"{out[op]['health_wait_s']} + LB {out[op]['lb_up_wait_s']} s: overhead {out[op]['overhead_s']} s",
+                  flush=True)
         return out
 
 
@@ -348,7 +360,7 @@ def render(result: dict) -> str:
         "",
         f"Measured {m['date']} on {m['cpus']} CPUs ({m['cpu_model']}), load average at start "
         f"{', '.join(str(x) for x in m['load_average_at_start'])}; {m['ansible']}, Python {m['python']}. "
-        f"Medians of {result['runs']} runs each, the three kinds interleaved, one after another. "
+        f"Medians of {result['runs']} runs each, the four kinds interleaved, one after another. "
         "The lab has 3 MKE managers, one worker per replica, 1 HAProxy LB and virtual MKE workers "
         f"({NODE_CONTAINERS} containers each) up to the node count; the smallest size is that lab without virtual workers "
         "(3 + replicas nodes).",
@@ -372,13 +384,18 @@ def render(result: dict) -> str:
     lc = result.get("lifecycle") or {}
     if lc:
         out += ["", "Automation overhead (3 -> 4 replicas with scale_up, back with scale_down): wall time minus the",
-                "bootstrapper runs (`<state>/events.log`, the backup before the join included) and the health wait",
-                "(from the join's end to the new replica's first OK report):", "",
-                "| operation | wall | bootstrapper | health wait | overhead | SSH | API requests |",
-                "|---|---:|---:|---:|---:|---:|---:|"]
+                "bootstrapper runs (`<state>/events.log`, the backup before each change included), the health wait",
+                "(from the join's end to the new replica's first OK report) and the LB's (HAProxy's checks of the new",
+                "server, `inter 2s rise 2`, from the first to the second passing check in `<state>/requests.log`):", "",
+                "| operation | wall | bootstrapper | health wait | LB up wait | overhead | SSH | API requests |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for op, v in lc.items():
             out.append(f"| {op} | {v['wall_s']:.2f} s | {v['bootstrapper_s']:.2f} s | {v['health_wait_s']:.2f} s | "
-                       f"{v['overhead_s']:.2f} s | {v['ssh']} | {v['requests_total']} |")
+                       f"{v.get('lb_up_wait_s', 0):.2f} s | {v['overhead_s']:.2f} s | {v['ssh']} | {v['requests_total']} |")
+        for op, v in lc.items():
+            if v.get("profile"):
+                out += ["", f"The slowest of the {v['tasks']} tasks of the {op}: "
+                        + "; ".join(f"{name} {sec:.2f} s" for name, sec in v["profile"])]
     out += ["", "## Goals", ""] + verdicts(result)
     big = max(result["points"], key=lambda p: (p["mke_nodes"], p["replicas"]))
     if big.get("profile"):
@@ -386,6 +403,12 @@ def render(result: dict) -> str:
                 "one extra run with a task timer, the slowest tasks):", "", "| task | seconds |", "|---|---:|"]
         out += [f"| {name} | {sec:.2f} |" for name, sec in big["profile"]]
     out += ["", WHY]
+    by_replicas = collections.defaultdict(set)
+    for p in result["points"]:
+        by_replicas[p["replicas"]].add(p["requests_total"])
+    out += ["", "API requests per no-op reconcile, by replicas: "
+            + "; ".join(f"{r} replicas: {', '.join(str(n) for n in sorted(v))}" for r, v in sorted(by_replicas.items()))
+            + (" (the same at every MKE node count)." if all(len(v) == 1 for v in by_replicas.values()) else ".")]
     return "\n".join(out) + "\n"
 
 
@@ -396,9 +419,7 @@ and MSR (the `cluster_info` module: a module run on the controller, a fresh Pyth
 and each LB host's pool (the `lb_pool` module over SSH on the LB host), and it runs some twenty tasks, each
 of which costs a few hundredths of a second even when skipped. One module run alone (the "one module"
 column) costs about half an empty run more, so two module runs already reach or pass 1.5x. Getting closer would need the observation in an action plugin (in the
-controller's own process) and fewer tasks; the report is already written that way (`msr.replicas.report_file`).
-The figures grow with neither the replicas nor the MKE nodes beyond the noise: the API requests are the same
-at every node count (one filtered container listing, never the whole cluster's), one `/_ping` per replica."""
+controller's own process) and fewer tasks; the report is already written that way (`msr.replicas.report_file`)."""
 
 
 def verdicts(result: dict) -> list[str]:
