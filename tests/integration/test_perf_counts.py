@@ -75,7 +75,7 @@ def test_noop_reconcile_requests_and_ssh_do_not_grow_with_the_cluster(lab):
     run = lab.run("msr.replicas.reconcile", verbosity=3, diff=False, touches=False,
                   extra_vars={"msr_reconcile_report": str(path)})
     assert run.rc == 0, run.output
-    local_modules = re.findall(r"^<localhost> EXEC /bin/sh -c '\S*python\S* && sleep 0'$", run.stdout, re.M)
+    local_modules = re.findall(r"^<(?:localhost|127\.0\.0\.1)> EXEC /bin/sh -c '\S*python\S* && sleep 0'$", run.stdout, re.M)
     assert len(local_modules) == 1, run.stdout[-3000:]
     assert json.loads(path.read_text())["status"] == "in_sync" and path.stat().st_mode & 0o777 == 0o600
     print("no-op reconcile on %d MKE nodes: %d requests, %d SSH connections, %d module run(s) on the controller, "
