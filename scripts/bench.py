@@ -461,7 +461,9 @@ def main(argv=None) -> int:
     p.add_argument("--subnet", default=os.environ.get("MSR_BENCH_SUBNET", "10.98.0.0/24"))
     args = p.parse_args(argv)
     if args.render:
-        Path(args.markdown).write_text(render(json.loads(Path(args.json).read_text())))
+        result = json.loads(Path(args.json).read_text())
+        result.setdefault("growth", summarise(result["points"]))
+        Path(args.markdown).write_text(render(result))
         return 0
     if os.geteuid() != 0:
         print("bench: must run as root (the lab needs it)", file=sys.stderr)
@@ -481,6 +483,8 @@ def main(argv=None) -> int:
     try:
         for replicas, extra in parse_grid(args.grid):
             result["points"].append(bench.point(replicas, extra))
+            # what is measured so far survives a killed run (rendered only at the end)
+            Path(args.json).write_text(json.dumps(dict(result, complete=False), indent=2) + "\n")
         if not args.no_lifecycle:
             result["lifecycle"] = bench.lifecycle()
     finally:
@@ -492,6 +496,7 @@ def main(argv=None) -> int:
     print(table(result))
     for k, v in result["growth"].items():
         print(f"growth {k}: {v:.2f}x")
+    result["complete"] = True
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     Path(args.markdown).write_text(render(result))
     print(f"\nwrote {args.json} and {args.markdown}")
