@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := openssh-server haproxy nginx-light libnginx-mod-stream iproute2 nftables socat python3-venv python3.11 procps psmisc
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: deps venv lab-up lab-down demo test test-unit test-lab test-sanity test-docs test-integration test-molecule lint clean
+.PHONY: deps venv lab-up lab-down demo bench test test-unit test-lab test-sanity test-docs test-integration test-molecule lint clean
 
 # apt packages: update the index only when something is missing (a fresh machine needs it first).
 deps:
@@ -34,6 +34,11 @@ lab-down: venv
 
 demo: venv
 	scripts/demo.sh
+
+# Not a test: measures a no-op reconcile against an empty run and the naive way on labs of 6-200 MKE nodes
+# (about 15 minutes), writes docs/performance.json and .md. Run it on a quiet machine.
+bench: venv
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 test: venv
 	scripts/test.sh

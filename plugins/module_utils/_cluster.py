@@ -53,15 +53,17 @@ def replica_url(address, port):
 
 
 def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_PORT, mke_config=False,
-            workloads=False):
-    """One read of the whole cluster: MKE nodes/containers, then each replica's /_ping, then
-    cluster_status and storage from the first replica (or msr_url) that answers.
+            workloads=False, bootstrappers=None):
+    """One read of the whole cluster: MKE nodes and MSR's containers (one filtered listing), then each
+    replica's /_ping, then cluster_status and storage from the first replica (or msr_url) that answers.
+    Also whether image storage is MSR's NFS volume (from the dtr-registry-<id> containers).
 
-    ``workloads``: also read every container MKE sees (one more request) for each node's workloads and
-    whether image storage is MSR's NFS volume."""
+    ``workloads``: also read every container MKE sees (one more request, as large as the cluster) for each
+    node's workloads. ``bootstrappers``: a bootstrappers() answer the caller has just read (not asked again)."""
     nodes = mke.nodes()
-    containers = mke.replica_containers()
-    ports = mke.replica_ports()
+    listing = mke.service_containers()
+    containers = mke.replica_containers(listing)
+    ports = mke.replica_ports(listing)
     by_name = dict((n["name"], n) for n in nodes)
     urls = {}
     for c in containers:
@@ -89,7 +91,8 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
             storage = {"driver": None, "drivers": [], "error": str(exc)}
         break
     view = build_view(nodes, containers, urls, pings, status, storage, observer, errors,
-                      bootstrappers=mke.bootstrappers())
+                      bootstrappers=mke.bootstrappers() if bootstrappers is None else bootstrappers)
+    view["storage"] = dict(view["storage"], nfs=nfs_storage(listing["dtr-registry-"]))
     if mke_config:
         # MKE's scheduling settings (config TOML); scheduling() reports a failure instead of raising.
         view["mke"] = mke.scheduling()

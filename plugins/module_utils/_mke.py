@@ -19,6 +19,9 @@ REPLICA_LABEL = "com.docker.dtr.replica"
 VERSION_LABEL = "com.docker.dtr.version"
 # The label this collection puts on every bootstrapper container it runs (_bootstrapper, _backup).
 BOOTSTRAPPER_LABEL = "com.msr.replicas.command"
+# The MSR service containers one observation reads, in one request: MKE, like the engine, takes the values
+# of a name filter as alternatives, and the answer does not grow with the rest of the cluster's containers.
+SERVICE_PREFIXES = ("dtr-rethinkdb-", "dtr-nginx-", "dtr-registry-")
 
 
 class MkeClient:
@@ -84,6 +87,20 @@ class MkeClient:
             raise MsrError("MKE GET /containers/json did not return a JSON list")
         return data
 
+    def service_containers(self):
+        """{prefix: [summaries]} of the SERVICE_PREFIXES containers (any state), from one request."""
+        filters = json.dumps({"name": list(SERVICE_PREFIXES)}, separators=(",", ":"))
+        data, _raw = self._get("/containers/json?all=1&filters=%s" % quote(filters, safe=""))
+        if not isinstance(data, list):
+            raise MsrError("MKE GET /containers/json did not return a JSON list")
+        found = dict((prefix, []) for prefix in SERVICE_PREFIXES)
+        for item in data:
+            names = [n for n in item.get("Names") or [] if isinstance(n, str)]
+            for prefix in SERVICE_PREFIXES:
+                if any(prefix in n for n in names):   # what the server's filter matched
+                    found[prefix].append(item)
+        return found
+
     def all_containers(self):
         """Every container of every node MKE reaches (any state), as /containers/json summaries."""
         data, _raw = self._get("/containers/json?all=1")
@@ -111,8 +128,10 @@ class MkeClient:
             "MKE's config-toml has no boolean [scheduling_configuration] enable_admin_ucp_scheduling")
         return result
 
-    def replica_containers(self):
-        return [c for c in (replica_container(item) for item in self.containers("dtr-rethinkdb-")) if c]
+    def replica_containers(self, listing=None):
+        """The dtr-rethinkdb-<id> containers; ``listing``: a service_containers() answer to use instead."""
+        items = listing["dtr-rethinkdb-"] if listing else self.containers("dtr-rethinkdb-")
+        return [c for c in (replica_container(item) for item in items) if c]
 
     def bootstrappers(self):
         """The bootstrapper containers this collection started (label BOOTSTRAPPER_LABEL), any state: a run
@@ -123,10 +142,10 @@ class MkeClient:
             raise MsrError("MKE GET /containers/json did not return a JSON list")
         return [bootstrapper_container(item) for item in data]
 
-    def replica_ports(self):
+    def replica_ports(self, listing=None):
         """{replica_id: {"https": port, "http": port}} read from the dtr-nginx-<id> port bindings."""
         result = {}
-        for item in self.containers("dtr-nginx-"):
+        for item in listing["dtr-nginx-"] if listing else self.containers("dtr-nginx-"):
             rid = _replica_id(item, "dtr-nginx-")
             if rid:
                 result[rid] = nginx_ports(item)

@@ -38,8 +38,16 @@ from ansible_collections.msr.replicas.plugins.module_utils._topology import (
 NEW_ID = "<new replica id>"
 
 
+def poll_pause(reads, first, longest):
+    """The pause after the ``reads``-th read of a wait: ``first``, doubling up to ``longest``. A wait that
+    ends soon (the new replica's health report is due within seconds) ends soon after, and a long one
+    still reads the cluster only every ``longest`` seconds."""
+    return min(longest, first * (2 ** max(reads - 1, 0)))
+
+
 class ReplicaManager:
-    POLL_INTERVAL = 5
+    POLL_INTERVAL = 5      # the longest pause between two reads of a wait
+    POLL_FIRST = 0.5       # the first pause (a constant 5 s added up to 5 s to each join and removal)
 
     def __init__(self, module, observe_fn, runner, phase2_fn=None, set_deadline=None, progress=None):
         self.module = module
@@ -138,9 +146,10 @@ class ReplicaManager:
         """(view, None) once ``done(view)`` returns None, or (None, the last reason) after wait_timeout."""
         deadline = time.time() + self.p["wait_timeout"]
         self.set_deadline(deadline)
-        last, read = "nothing was read", False
+        last, read, reads = "nothing was read", False, 0
         try:
             while True:
+                reads += 1
                 try:
                     view = self.observe()
                     last = done(view)
@@ -156,7 +165,7 @@ class ReplicaManager:
                 left = deadline - time.time()
                 if left <= 0:
                     return None, last
-                time.sleep(min(self.POLL_INTERVAL, left))
+                time.sleep(min(poll_pause(reads, self.POLL_FIRST, self.POLL_INTERVAL), left))
         finally:
             self.set_deadline(None)
 

@@ -30,8 +30,8 @@ extends_documentation_fragment:
 options:
   workloads:
     description:
-      - Also read every container MKE sees (C(/containers/json?all=1), one more request) and return each
-        node's RV(nodes[].workloads) and RV(storage.nfs). Off by default to keep the normal read cheap.
+      - Also read every container MKE sees (C(/containers/json?all=1), one more request, as large as the
+        cluster) and return each node's RV(nodes[].workloads). Off by default to keep the normal read cheap.
       - A workload is a container that is neither MSR's nor MKE's own. MSR's own are named C(dtr-*) or run
         the bootstrapper image (C(<registry>/dtr:<version>)). MKE's own are named C(ucp-*), or are Kubernetes
         containers (C(k8s_<container>_<pod>_<namespace>_...), labels C(io.kubernetes.pod.*)) of a pod in the
@@ -239,7 +239,7 @@ storage:
           C(--nfs-storage-url)); MSR reports NFS storage as the V(filesystem) driver, so only the volumes tell
           them apart. Null when no C(dtr-registry-<id>) container is seen.
       type: bool
-      returned: when O(workloads=true)
+      returned: always
   sample: {driver: s3, drivers: [s3]}
 quorum:
   description: RethinkDB quorum numbers for the current membership.
@@ -284,10 +284,17 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import (
 
 
 def wait_bootstrappers(mke, seconds, interval=2):
-    """Until no bootstrapper of this collection runs, at most ``seconds``."""
+    """Until no bootstrapper of this collection runs, at most ``seconds``: the last listing read (None when
+    ``seconds`` is 0), which the observation then uses instead of asking again."""
     deadline = time.time() + max(seconds or 0, 0)
-    while time.time() < deadline and any(b["running"] for b in mke.bootstrappers()):
+    found = None
+    while time.time() < deadline:
+        found = mke.bootstrappers()
+        if not any(b["running"] for b in found):
+            break
         time.sleep(min(interval, max(deadline - time.time(), 0)))
+        found = None
+    return found
 
 
 def main():
@@ -298,9 +305,9 @@ def main():
     check_connection_params(module)
     try:
         mke, msr_factory = clients_from_params(module.params)
-        wait_bootstrappers(mke, module.params["wait_bootstrappers"])
+        seen = wait_bootstrappers(mke, module.params["wait_bootstrappers"])
         view = observe(mke, msr_factory, msr_url=module.params["msr_url"], mke_config=True,
-                       workloads=module.params["workloads"])
+                       workloads=module.params["workloads"], bootstrappers=seen)
     except MsrError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **public_view(view))

@@ -57,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--lb-kind", action="append", metavar="KIND[,KIND...]",
                     help="what each LB node runs on 80/443: haproxy or nginx, one for all or one per node "
                          "in order; repeat or give a comma list (default haproxy)")
+    up.add_argument("--mke-nodes", type=int, default=0,
+                    help="virtual MKE workers mkenode1..N (0-200, at .51+): only in MKE's node list and "
+                         "/containers/json, no namespace, sshd or engine socket (default 0)")
+    up.add_argument("--mke-node-containers", type=int, default=2,
+                    help="workload containers each virtual MKE worker runs (default 2)")
     up.add_argument("--msr-version", default="2.9.16", help="MSR version of the installed replicas (default 2.9.16)")
     up.add_argument("--replicas", type=int, default=1,
                     help="MSR replicas installed at start, on the first workers (default 1; 0 = MSR not installed)")

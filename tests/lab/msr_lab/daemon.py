@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import time
 
 from msr_lab.bootstrapper import program as bootstrapper
 from msr_lab.common.httpserver import close_server, serve_app
@@ -42,6 +43,8 @@ class Daemon:
         self.mke: MkeApp | None = None
         self.reconcile_wanted = asyncio.Event()
         self.stopping = asyncio.Event()
+        # request and program logs: appended on the hot path (a list append), written by the timer
+        self.pending_log: list[tuple[str, dict]] = []
 
     def netns_of(self, node: str) -> str:
         return self.desc["nodes"][node]["netns"]
@@ -50,11 +53,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         bootstrapper.register()   # the dtr images run the emulated bootstrapper
         for name, info in self.desc["nodes"].items():
-            node = Node(name=name, role=info["role"], addr=info["addr"])
+            node = Node(name=name, role=info["role"], addr=info["addr"], virtual=bool(info.get("virtual")))
             self.lab.nodes[name] = node
             if node.in_mke:
                 node.engine = EngineState(self.lab, node)
         self.lab.cluster = Cluster(self.lab)
+        self.lab.log_event = lambda entry: self.pending_log.append(("event", entry))
         self.mke = MkeApp(self.lab)
         await self.reconcile_nodes()
         self.lab.on_change(lambda: loop.call_soon_threadsafe(self.reconcile_wanted.set))
@@ -80,7 +84,9 @@ class Daemon:
         if self.lab.cluster.installed:   # what the inventory's msr_ca falls back to without a daemon
             (self.files.pki_dir / "msr-ca.pem").write_text(self.lab.cluster.tls.ca_pem)
         for node in self.lab.nodes.values():
-            if node.engine is not None:  # the bootstrap images are on every node, as after `docker pull`
+            if node.virtual:   # an application node: workload containers MKE's /containers/json lists
+                inject.seed_virtual_node(node, int(cfg.get("mke_node_containers", 2)))
+            elif node.engine is not None:  # the bootstrap images are on every node, as after `docker pull`
                 node.engine.pull(f"{cfg['msr_image']}:{cfg['msr_version']}")
 
     async def timer_loop(self) -> None:
@@ -93,14 +99,36 @@ class Daemon:
                 with self.lab.lock:
                     self.lab.cluster.reports.tick(now)
                     self.mke.tick(now)
+                self.flush_logs()
             except Exception:  # one bad tick must not stop time
                 log.exception("timer tick failed")
+
+    def logger(self, server: str):
+        """What serve_app calls after each answer: one line of <state>/requests.log, written later."""
+        def record(method: str, target: str, status: int, peer: str) -> None:
+            self.pending_log.append(("request", {"t": round(time.time(), 3), "server": server, "method": method,
+                                                 "path": target, "status": status,
+                                                 "client": peer.rsplit(":", 1)[0]}))
+        return record
+
+    def flush_logs(self) -> None:
+        """JSON lines: requests.log (method, path, status, per server), events.log (program runs, first OK reports)."""
+        pending, self.pending_log = self.pending_log, []
+        if not pending:
+            return
+        out = {"request": [], "event": []}
+        for kind, entry in pending:
+            out[kind].append(json.dumps(entry) + "\n")
+        for kind, path in (("request", self.files.request_log), ("event", self.files.event_log)):
+            if out[kind]:
+                with open(path, "a") as fh:
+                    fh.write("".join(out[kind]))
 
     async def reconcile_nodes(self) -> None:
         """Each node's engine socket, and MKE on each manager, answer only while that node's engine runs."""
         for node in self.lab.nodes.values():
-            if node.engine is None:
-                continue
+            if node.engine is None or node.virtual:
+                continue   # a virtual node has no socket: only MKE knows it
             name = node.name
             if node.engine_down:
                 # dockerd is gone: its socket refuses, and MKE's containers on a manager are stopped too
@@ -114,7 +142,7 @@ class Daemon:
                 self.engine_servers[name] = await serve_engine(node.engine, str(sock))
             if node.role == "manager" and name not in self.mke_servers:
                 sock = netns.listen_in_netns(self.netns_of(name), node.addr, 443)
-                self.mke_servers[name] = await serve_app(self.mke, sock, self.tls)
+                self.mke_servers[name] = await serve_app(self.mke, sock, self.tls, self.logger(f"mke {name}"))
 
     async def reconcile_loop(self) -> None:
         while True:
@@ -149,7 +177,8 @@ class Daemon:
                 sock.close()
                 log.warning("no certificate for replica %s: %s", app.rid, exc)
                 continue
-            self.msr_servers[key] = await serve_app(app, sock, context)
+            self.msr_servers[key] = await serve_app(app, sock, context,
+                                                    self.logger(f"msr {node}:{port}"))
 
     async def handle_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -183,7 +212,8 @@ class Daemon:
         with self.lab.lock:
             nodes = [{"name": n.name, "role": n.role, "addr": n.addr, "state": n.state,
                       "availability": n.availability, "partitioned": n.partitioned, "lb_down": n.lb_down,
-                      "workloads": list(n.workloads),
+                      "workloads": list(n.workloads), "virtual": n.virtual,
+                      "containers": None if n.engine is None else len(n.engine.containers),
                       "engine": None if n.engine is None else ("down" if n.engine_down else "up"),
                       "mke_state": (None if not n.in_mke else "ready" if self.mke.shown_ready(n) else "down")}
                      for n in self.lab.nodes.values()]
@@ -214,6 +244,7 @@ class Daemon:
         self.files.daemon_pid.write_text(str(os.getpid()))
         log.info("lab daemon ready")
         await self.stopping.wait()
+        self.flush_logs()
 
 
 def main(root: str | None = None) -> None:

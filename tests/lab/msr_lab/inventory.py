@@ -48,7 +48,9 @@ def build(files: LabFiles, replica_nodes: list[str] | None = None, cluster: dict
     nodes = desc["nodes"]
 
     def group(role):
-        return {name: {"ansible_host": info["addr"]} for name, info in nodes.items() if info["role"] == role}
+        # virtual MKE nodes (up --mke-nodes) have no sshd: they are no host of the inventory
+        return {name: {"ansible_host": info["addr"]} for name, info in nodes.items()
+                if info["role"] == role and not info.get("virtual")}
 
     msr = replica_nodes if replica_nodes is not None else cfg.get("seed_replicas", [])
     ssh = files.ssh_dir

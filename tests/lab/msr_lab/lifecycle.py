@@ -18,6 +18,10 @@ from msr_lab.nodes.teardown import leftovers
 from msr_lab.nodes.teardown import teardown as remove_nodes
 
 
+# Virtual MKE workers (--mke-nodes): .51-.250 of the subnet, above the real workers' .21-.50.
+VIRTUAL_BASE, MAX_VIRTUAL = 51, 200
+
+
 def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
     """Node names and addresses: managers .11+, workers .21+, LB .5+ (host is .1); each LB node's kind."""
     if net.prefixlen != 24:
@@ -34,6 +38,9 @@ def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
         raise SystemExit(f"msr-lab: {exc}") from None
     if not 0 <= len(lb_kinds) <= 6 or (args.lbs is not None and args.lbs < 0):
         raise SystemExit("msr-lab: --lbs must be 0-6")   # .5-.10: the managers start at .11
+    virtual = getattr(args, "mke_nodes", 0) or 0
+    if not 0 <= virtual <= MAX_VIRTUAL:
+        raise SystemExit(f"msr-lab: --mke-nodes must be 0-{MAX_VIRTUAL}")
     base = net.network_address
     nodes = {}
     for i in range(args.managers):
@@ -42,6 +49,9 @@ def plan_nodes(args, net: ipaddress.IPv4Network) -> dict[str, dict]:
         nodes[f"worker{i + 1}"] = {"role": "worker", "addr": str(base + 21 + i)}
     for i, kind in enumerate(lb_kinds):
         nodes[f"lb{i + 1}"] = {"role": "lb", "addr": str(base + 5 + i), "lb_kind": kind}
+    for i in range(virtual):
+        # .51+: addresses of the lab subnet that no namespace holds (nothing answers there)
+        nodes[f"mkenode{i + 1}"] = {"role": "worker", "addr": str(base + VIRTUAL_BASE + i), "virtual": True}
     return nodes
 
 
@@ -55,7 +65,8 @@ def up(files: LabFiles, args) -> int:
         teardown(files)
     net = ipaddress.ip_network(args.subnet)
     nodes = plan_nodes(args, net)
-    workers = [n for n, i in nodes.items() if i["role"] == "worker"]
+    workers = [n for n, i in nodes.items() if i["role"] == "worker" and not i.get("virtual")]
+    real = {n: i for n, i in nodes.items() if not i.get("virtual")}
     managers = [n for n, i in nodes.items() if i["role"] == "manager"]
     lbs = [n for n, i in nodes.items() if i["role"] == "lb"]
     config = {
@@ -68,6 +79,7 @@ def up(files: LabFiles, args) -> int:
         "seed_external_url": f"https://{nodes[lbs[0]]['addr']}" if lbs else "",
         "health_period": args.health_period, "health_stale": args.health_stale,
         "starting_seconds": args.starting_seconds, "heartbeat_seconds": args.heartbeat_seconds,
+        "mke_node_containers": getattr(args, "mke_node_containers", 2),
     }
     try:
         files.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -80,10 +92,10 @@ def up(files: LabFiles, args) -> int:
         pubkey = sshkeys.ensure_client_key(str(files.root))
         host_addr = str(net.network_address + 1)
         netns.create_bridge(files.bridge, f"{host_addr}/{net.prefixlen}")
-        hosts = {name: info["addr"] for name, info in nodes.items()}
-        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        hosts = {name: info["addr"] for name, info in real.items()}
+        with ThreadPoolExecutor(max_workers=len(real)) as pool:
             futures = {name: pool.submit(netns.create_node, str(files.root), files.prefix, name, info["role"], info["addr"],
-                                         files.bridge, pubkey, hosts) for name, info in nodes.items()}
+                                         files.bridge, pubkey, hosts) for name, info in real.items()}
             for name, future in futures.items():
                 nodes[name].update(future.result())
         files.save({"config": config, "nodes": nodes, "prefix": files.prefix, "bridge": files.bridge})
@@ -102,7 +114,9 @@ def up(files: LabFiles, args) -> int:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return 1
+    virtual = len(nodes) - len(real)
     print(f"msr-lab is up in {time.monotonic() - started:.1f} s: {args.managers} managers, {args.workers} workers, "
+          + (f"{virtual} virtual MKE workers, " if virtual else "") +
           f"{len([n for n in nodes.values() if n['role'] == 'lb'])} LB, MSR {args.msr_version} with {args.replicas} replica(s)")
     print(f"  MKE: {config['mke_url']} (admin / see `msr-lab inventory`)")
     print(f"  ssh: ssh -F {files.ssh_dir / 'config'} worker1")
@@ -200,7 +214,8 @@ def write_inventory(files: LabFiles, output: str | None, msr: str | None = None)
     desired = current_replica_nodes(files)
     if msr is not None:
         desired = [n for n in msr.split(",") if n]
-        workers = {name for name, info in files.load()["nodes"].items() if info["role"] == "worker"}
+        workers = {name for name, info in files.load()["nodes"].items()
+                   if info["role"] == "worker" and not info.get("virtual")}
         if set(desired) - workers:
             sys.stderr.write("msr-lab: --msr: not a worker of this lab: %s\n" % ", ".join(sorted(set(desired) - workers)))
             return 2
@@ -244,9 +259,17 @@ def ssh_config(files: LabFiles, home: str | None) -> int:
 
 def format_status(data: dict) -> str:
     lines = ["NODE         ROLE     ADDRESS        STATE  MKE    ENGINE AVAILABILITY  NETWORK"]
+    virtual = [n for n in data["nodes"] if n.get("virtual")]
     for n in data["nodes"]:
+        if n.get("virtual"):
+            continue
         lines.append(f"{n['name']:<12} {n['role']:<8} {n['addr']:<14} {n['state']:<6} {n.get('mke_state') or '-':<6} "
                      f"{n.get('engine') or '-':<6} {n['availability']:<13} {'down' if n.get('lb_down') else 'partitioned' if n['partitioned'] else 'ok'}")
+    if virtual:
+        ready = sum(1 for n in virtual if n.get("mke_state") == "ready")
+        lines.append(f"{virtual[0]['name']}..{virtual[-1]['name']} ({len(virtual)} virtual MKE workers, "
+                     f"{virtual[0]['addr']}-{virtual[-1]['addr']}, no namespace or sshd): {ready} ready in MKE, "
+                     f"{sum(n.get('containers') or 0 for n in virtual)} containers")
     cluster = data["cluster"]
     lines += ["", "REPLICA       NODE         VERSION  STATE"]
     for r in cluster.get("replicas", []):

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from logrus import fatal_lines
 
-NAME = "msrsys"
-SUBNET = "10.79.0.0/24"
+NAME = os.environ.get("MSR_SYS_LAB_NAME", "msrsys")            # another name and subnet: beside a running one
+SUBNET = os.environ.get("MSR_SYS_LAB_SUBNET", "10.79.0.0/24")
 STATE = Path(f"/var/lib/msr-lab-{NAME}")
 BIN = Path(sys.executable).parent
 MSR_LAB = str(BIN / "msr-lab")

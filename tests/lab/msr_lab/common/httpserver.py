@@ -284,11 +284,15 @@ async def serve_handler(handler: Handler, sock: socket.socket | None = None, pat
     return server
 
 
-async def serve_app(app, sock: socket.socket, ssl_context=None) -> asyncio.Server:
-    """Serve an httpbase application (``async app(req) -> Response``) on a listening socket."""
+async def serve_app(app, sock: socket.socket, ssl_context=None, log=None) -> asyncio.Server:
+    """Serve an httpbase application (``async app(req) -> Response``) on a listening socket.
+    ``log(method, target, status, peer)``, if given, is told of every answer (the daemon's request log)."""
     async def handler(req: Request, ex: Exchange) -> Response:
         req.gone = ex.client_gone   # for answers that wait (a hanging /_ping) to notice a client leaving
-        return await app(req)
+        resp = await app(req)
+        if log is not None:
+            log(req.method, req.target, resp.status, req.peer)
+        return resp
     return await serve_handler(handler, sock=sock, ssl_context=ssl_context)
 
 

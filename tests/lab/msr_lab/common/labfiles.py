@@ -53,6 +53,14 @@ class LabFiles:
     def ssh_dir(self) -> Path:
         return self.root / "ssh"
 
+    @property
+    def request_log(self) -> Path:
+        return self.root / "requests.log"
+
+    @property
+    def event_log(self) -> Path:
+        return self.root / "events.log"
+
     def node_run(self, name: str) -> Path:
         return self.root / "nodes" / name / "run"
 

@@ -47,6 +47,7 @@ class Node:
     engine_down: bool = False            # its Docker engine is stopped (fault): no socket, containers stopped
     lb_down: bool = False                # an LB node that is down (fault lb-down): unreachable, no process
     workloads: list[str] = field(default_factory=list)   # containers the workload fault started on it
+    virtual: bool = False                # only in MKE's node list (up --mke-nodes): no namespace, sshd or socket
     engine: object = None                # engine_state.EngineState, set by the daemon
 
     @property
@@ -71,6 +72,8 @@ class Lab:
         self.mke_config: dict | None = None   # MKE's config-toml document (msr_lab.mke.config)
         self.clock: Callable[[], float] = time.time   # tests replace it to control time
         self._listeners: list[Callable[[], None]] = []
+        # the daemon's event log (<state>/events.log): container program runs, replicas first reporting OK
+        self.log_event: Callable[[dict], None] | None = None
 
     def now(self) -> float:
         return self.clock()

@@ -204,6 +204,10 @@ class EngineState(ImageStore, ObjectStore, ContainerViews, EnginePower):
             ctx.write(2, traceback.format_exc().encode())
             code = 1
         self._exited(c, ctx, code)
+        hook = self.lab.log_event
+        if hook is not None:   # when each program (a bootstrapper run) ran, for the benchmark's overheads
+            hook({"event": "program", "node": self.node.name, "name": c.name, "image": c.image, "cmd": list(c.cmd),
+                  "started": c.started_at, "finished": c.finished_at or time.time(), "exit": c.exit_code})
 
     def _exited(self, c: Container, ctx: ProcessContext, code: int) -> None:
         with self.lab.lock:

@@ -44,7 +44,8 @@ def apply(lab: Lab, desc: dict, req: dict) -> dict:
         lab.cluster.ghost_replica(replica_id(lab, target))
     elif kind in ("partition", "heal"):
         name = node_name(lab, target)
-        if not lab.nodes[name].lb_down:   # a node that is down keeps its link down until lb-up
+        # a node that is down keeps its link down until lb-up; a virtual one has no link, only MKE's view
+        if not lab.nodes[name].lb_down and not lab.nodes[name].virtual:
             netns.partition(desc["nodes"][name]["veth"], down=kind == "partition")
         with lab.lock:
             lab.nodes[name].partitioned = kind == "partition"
@@ -103,6 +104,15 @@ def start_workload(lab: Lab, name: str, container: str) -> None:
     with lab.lock:
         node.workloads.append(container)
     lab.changed()
+
+
+def seed_virtual_node(node, count: int) -> None:
+    """A virtual MKE worker (up --mke-nodes) runs `count` application containers app-1..N, which MKE's
+    /containers/json lists as it lists every node's containers (they are not workload-fault containers:
+    `clear` leaves them)."""
+    node.engine.load_image(WORKLOAD_IMAGE)
+    for i in range(count):
+        node.engine.run_service(f"app-{i + 1}", WORKLOAD_IMAGE, {"msr-lab.virtual": "true"}, health=None)
 
 
 def stop_workloads(lab: Lab) -> None:
@@ -183,7 +193,7 @@ def clear(lab: Lab, desc: dict) -> None:
     stop_workloads(lab)
     for name, node in lab.nodes.items():
         if node.partitioned:
-            if not node.lb_down:
+            if not node.lb_down and not node.virtual:
                 netns.partition(desc["nodes"][name]["veth"], down=False)
             node.partitioned = False
     for name in [n for n, node in lab.nodes.items() if node.lb_down]:

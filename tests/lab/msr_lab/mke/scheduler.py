@@ -37,6 +37,9 @@ def reach(lab, name: str):
         raise PlacementError(404, f"Unable to find a node that satisfies the following conditions [node=={name}]")
     if not node.reachable:
         raise PlacementError(500, unreachable_message(node))
+    if node.virtual:   # a lab limit, not MKE's: such a node has no namespace to run a program in
+        raise PlacementError(500, f"msr-lab: {name} is a virtual MKE node (up --mke-nodes): it lists workload "
+                                  "containers but runs nothing placed through MKE; use a real worker")
     return node
 
 

@@ -12,6 +12,8 @@ majority. The daemon calls `tick(now)` a few times per period; tests call it wit
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 
 from msr_lab.msr.health import NOT_READY_TEXT, now_rfc3339
@@ -73,7 +75,10 @@ class HealthReports:
                     self.due.pop(rid, None)     # its job restarts with the replica: it reports at once then
                     continue
                 if now >= self.due.get(rid, now):
+                    before = self.entries.get(rid)
                     self.entries[rid] = Entry(self.own_health(rid), now)
+                    if self.entries[rid].text == "OK" and (before is None or before.text != "OK") and self.lab.log_event:
+                        self.lab.log_event({"event": "reported-ok", "replica": rid, "t": time.time()})
                     self.due[rid] = now + period
                     wrote.append(rid)
             for rid in self.cluster.replicas:

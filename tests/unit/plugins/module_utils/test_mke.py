@@ -372,3 +372,22 @@ def test_parse_scheduling_values():
     assert parse_scheduling(TOML_CASES[6]) == {"admin_scheduling": False, "user_scheduling": True}
     assert parse_scheduling(TOML_CASES[7]) == {"admin_scheduling": None, "user_scheduling": None}
     assert parse_scheduling(None) == {"admin_scheduling": None, "user_scheduling": None}
+
+
+def test_service_containers_one_request_split_by_prefix(https_api, pki, fixture):
+    """rethinkdb, nginx and registry containers come from one filtered listing, never the whole cluster's."""
+    path = "/containers/json?all=1&filters=" + urllib.parse.quote(
+        '{"name":["dtr-rethinkdb-","dtr-nginx-","dtr-registry-"]}', safe="")
+    everything = fixture("mke_containers_all.json") + fixture("mke_containers_nginx.json")
+    https_api.add("POST", "/auth/login", (200, fixture("mke_login.json")))
+    https_api.add("GET", path, (200, everything))
+    mke = client(https_api, pki)
+    listing = mke.service_containers()
+    assert [r["path"] for r in https_api.requests] == ["/auth/login", path]
+    assert all(any("dtr-registry-" in n for n in c["Names"]) for c in listing["dtr-registry-"])
+    assert listing["dtr-registry-"] and listing["dtr-rethinkdb-"]
+    assert [r["id"] for r in mke.replica_containers(listing)] == sorted(
+        {c["Names"][0].rsplit("-", 1)[1] for c in listing["dtr-rethinkdb-"]})
+    assert mke.replica_ports(listing) == {"f2277ad178f7": {"https": 443, "http": 80}, "f3712d9c419a": {"https": 4443},
+                                          "f58cf364e3df": {"https": 443}}
+    assert len(https_api.requests) == 2   # the listing given is used, nothing asked again

@@ -32,13 +32,19 @@ class FakeMke:
     def nodes(self):
         return [node_summary(n) for n in fx("mke_nodes.json")]
 
-    def replica_containers(self):
-        return [replica_container(c) for c in self._containers]
+    def service_containers(self):
+        FakeMke.service_asked += 1
+        registries = [c for c in fx("mke_containers_all.json") if any("dtr-registry-" in n for n in c["Names"])]
+        return {"dtr-rethinkdb-": self._containers, "dtr-nginx-": [], "dtr-registry-": registries}
 
-    def replica_ports(self):
+    def replica_containers(self, listing):
+        return [replica_container(c) for c in listing["dtr-rethinkdb-"]]
+
+    def replica_ports(self, listing):
         return {"f3712d9c419a": {"https": 4443}}
 
     def bootstrappers(self):
+        FakeMke.bootstrappers_asked += 1
         return []
 
     def scheduling(self):
@@ -48,7 +54,7 @@ class FakeMke:
         FakeMke.all_asked += 1
         return fx("mke_containers_all.json")
 
-    all_asked = 0
+    all_asked = service_asked = bootstrappers_asked = 0
 
 
 class FakeMsr:
@@ -80,7 +86,7 @@ class FakeMsr:
 def reset():
     FakeMsr.pings, FakeMsr.status, FakeMsr.storage_doc, FakeMsr.asked = {}, "msr_cluster_status.json", "msr_storage_s3.json", []
     FakeMsr.health = {}
-    FakeMke.all_asked = 0
+    FakeMke.all_asked = FakeMke.service_asked = FakeMke.bootstrappers_asked = 0
 
 
 def kinds(view):
@@ -206,8 +212,9 @@ def test_module_error(monkeypatch, capsys):
 
 def test_workloads_are_read_only_when_asked():
     view = _cluster.observe(FakeMke(), FakeMsr)
-    assert FakeMke.all_asked == 0
-    assert all("workloads" not in n for n in view["nodes"]) and "nfs" not in view["storage"]
+    # one filtered listing of MSR's containers, never every container of the cluster; NFS comes from it
+    assert (FakeMke.all_asked, FakeMke.service_asked, FakeMke.bootstrappers_asked) == (0, 1, 1)
+    assert all("workloads" not in n for n in view["nodes"]) and view["storage"]["nfs"] is True
     # CPUs and memory come with every read (the recorded /nodes has no Resources: unknown)
     assert all(n["cpus"] is None and n["memory_bytes"] is None for n in view["nodes"])
 
@@ -241,4 +248,15 @@ def test_module_workloads_option(monkeypatch, capsys, asked):
     if asked:
         assert [w["name"] for w in worker2["workloads"]] == ["old-job", "web"] and out["storage"]["nfs"] is True
     else:
-        assert "workloads" not in worker2 and "nfs" not in out["storage"]
+        assert "workloads" not in worker2 and out["storage"]["nfs"] is True
+
+
+@pytest.mark.parametrize("wait", [0, 30])
+def test_module_lists_bootstrappers_once(monkeypatch, capsys, wait):
+    """The wait for running bootstrappers and the view share one listing (no bootstrapper runs here)."""
+    monkeypatch.setattr(cluster_info, "clients_from_params", lambda p: (FakeMke(), FakeMsr))
+    with patch_module_args(dict(BASE, wait_bootstrappers=wait)):
+        with pytest.raises(SystemExit):
+            cluster_info.main()
+    assert json.loads(capsys.readouterr().out)["bootstrappers"] == []
+    assert (FakeMke.bootstrappers_asked, FakeMke.service_asked) == (1, 1)
