@@ -102,11 +102,10 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
 
 
 def add_workloads(view, containers):
-    """Each node's ``workloads`` (containers neither MSR's nor MKE's) and ``storage.nfs`` from every container."""
+    """Each node's ``workloads`` (containers neither MSR's nor MKE's), from every container."""
     found = workloads_by_node(containers)
     for node in view["nodes"]:
         node["workloads"] = found.get(node["name"], [])
-    view["storage"] = dict(view["storage"], nfs=nfs_storage(containers))
 
 
 def _detail(state, c, node, health_text, ping, down_nodes):

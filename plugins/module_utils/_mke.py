@@ -79,9 +79,9 @@ class MkeClient:
             raise MsrError("MKE GET /nodes did not return a JSON list")
         return [node_summary(item) for item in data]
 
-    def containers(self, name_prefix):
-        """Containers (any state) whose name matches ``name_prefix``, as /containers/json summaries."""
-        filters = json.dumps({"name": [name_prefix]}, separators=(",", ":"))
+    def containers(self, *name_prefixes):
+        """Containers (any state) whose name matches any of ``name_prefixes``, as /containers/json summaries."""
+        filters = json.dumps({"name": list(name_prefixes)}, separators=(",", ":"))
         data, _raw = self._get("/containers/json?all=1&filters=%s" % quote(filters, safe=""))
         if not isinstance(data, list):
             raise MsrError("MKE GET /containers/json did not return a JSON list")
@@ -89,12 +89,8 @@ class MkeClient:
 
     def service_containers(self):
         """{prefix: [summaries]} of the SERVICE_PREFIXES containers (any state), from one request."""
-        filters = json.dumps({"name": list(SERVICE_PREFIXES)}, separators=(",", ":"))
-        data, _raw = self._get("/containers/json?all=1&filters=%s" % quote(filters, safe=""))
-        if not isinstance(data, list):
-            raise MsrError("MKE GET /containers/json did not return a JSON list")
         found = dict((prefix, []) for prefix in SERVICE_PREFIXES)
-        for item in data:
+        for item in self.containers(*SERVICE_PREFIXES):
             names = [n for n in item.get("Names") or [] if isinstance(n, str)]
             for prefix in SERVICE_PREFIXES:
                 if any(prefix in n for n in names):   # what the server's filter matched
