@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ import pytest
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from packaging.requirements import Requirement
+from tarball import build_and_install, hermetic_env, sh
 
 from msrint import BIN, ROOT, STATE_DIR
 
@@ -54,16 +54,8 @@ RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_u
 TASKS = ("Read the cluster through the MKE and MSR APIs", "Compare the cluster with the inventory", "Show the drift")
 
 
-def hermetic_env(home):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(HOME=str(home), ANSIBLE_HOME=str(home / ".ansible"), PATH="%s:%s" % (BIN, env.get("PATH", "/usr/bin:/bin")))
-    return env
-
-
 def run(argv, env, cwd=None):
-    proc = subprocess.run([str(a) for a in argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, "%s: rc %s\n%s\n%s" % (argv, proc.returncode, proc.stdout, proc.stderr)
-    return proc.stdout
+    return sh(argv, env, cwd, timeout=120, allow_warnings=True)
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +64,7 @@ def built():
     top = Path(tempfile.mkdtemp(prefix="msr-awx-"))
     try:
         env = hermetic_env(top / "home")
-        run([BIN / "ansible-galaxy", "collection", "build", ROOT, "--output-path", top / "dist"], env)
-        tarball = next((top / "dist").glob("msr-replicas-*.tar.gz"))
-        run([BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", top / "collections", tarball], env)
-        installed = top / "collections" / "ansible_collections" / "msr" / "replicas"
+        tarball, _collections, installed = build_and_install(ROOT, top, env, timeout=120, allow_warnings=True)
         assert (installed / "meta" / "execution-environment.yml").is_file()
         yield {"top": top, "env": env, "tarball": tarball, "collections": top / "collections", "installed": installed}
     finally:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pbutil import ev, settled_pools
+from tarball import build_and_install, hermetic_env, sh
 from test_roles import nodes_of, pools
 
 from msrint import BIN, ROOT
@@ -58,22 +59,6 @@ def expected_files():
     return found | {"MANIFEST.json", "FILES.json"}
 
 
-def env_for(base, collections):
-    """Ansible's environment with nothing of the caller's: HOME and ANSIBLE_HOME in ``base``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(HOME=str(base / "home"), ANSIBLE_HOME=str(base / "ansible_home"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_COLLECTIONS_PATH=str(collections), PATH="%s:%s" % (BIN, env.get("PATH", "/usr/bin:/bin")))
-    return env
-
-
-def sh(args, env, cwd=None, timeout=180):
-    proc = subprocess.run([str(a) for a in args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, "%s: rc %s\n%s\n%s" % (" ".join(map(str, args)), proc.returncode, proc.stdout,
-                                                       proc.stderr)
-    assert "[WARNING]" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    return proc.stdout
-
-
 class Release:
     def __init__(self, tarball, names, installed, collections, env):
         self.tarball, self.names, self.installed, self.collections, self.env = tarball, names, installed, collections, env
@@ -83,21 +68,17 @@ class Release:
 def release():
     base = Path(tempfile.mkdtemp(prefix="msr-release-"))
     try:
-        src, out, collections = base / "src", base / "out", base / "collections"
+        src = base / "src"
         # The checkout as it stands (untracked and ignored files too), minus its git and venv, plus junk.
         shutil.copytree(ROOT, src, symlinks=True, ignore=lambda d, names: [".git", ".venv"] if Path(d) == ROOT else [])
         for rel in JUNK:
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             (src / rel).write_text("junk\n")
-        collections.mkdir()
-        env = env_for(base, collections)
-        sh([BIN / "ansible-galaxy", "collection", "build", "--output-path", out, src], env)
-        tarballs = list(out.glob("*.tar.gz"))
-        assert len(tarballs) == 1, tarballs
-        with tarfile.open(tarballs[0]) as tar:
+        env = hermetic_env(base / "home", ANSIBLE_NOCOLOR="1", ANSIBLE_COLLECTIONS_PATH=base / "collections")
+        tarball, collections, installed = build_and_install(src, base, env)
+        with tarfile.open(tarball) as tar:
             names = {m.name for m in tar.getmembers() if m.isfile()}
-        sh([BIN / "ansible-galaxy", "collection", "install", "--offline", tarballs[0], "-p", collections], env)
-        yield Release(tarballs[0], names, collections / "ansible_collections" / "msr" / "replicas", collections, env)
+        yield Release(tarball, names, installed, collections, env)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
