@@ -8,8 +8,7 @@ ROOT=$PWD
 export PATH="$ROOT/.venv/bin:$PATH"
 # The lab's name (MSR_LAB_NAME) and state directory are msr-lab's own; MSR_DEMO_SUBNET runs the demo beside
 # another lab (tests/integration/test_demo.py does).
-name=${MSR_LAB_NAME:-msrlab}
-lab=${MSR_LAB_DIR:-$( [ "$name" = msrlab ] && echo /var/lib/msr-lab || echo "/var/lib/msr-lab-$name" )}
+lab=$(python -c 'from msr_lab.common.labfiles import state_dir; print(state_dir())')
 demo=$lab/demo      # kept after the demo: the inventory, the backups and the report to look at
 
 msr-lab down >/dev/null

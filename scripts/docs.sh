@@ -8,11 +8,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH"
 CACHE="${MSR_DOCS_CACHE:-/var/tmp/msr-replicas-$(id -u)-docs}"
-# Importable as msr.replicas through a symlink to this checkout, so what is checked is the checkout itself.
-COLLS="$CACHE/collections-$(printf %s "$ROOT" | sha1sum | cut -c1-8)"
-mkdir -p "$COLLS/ansible_collections/msr"
-ln -sfn "$ROOT" "$COLLS/ansible_collections/msr/replicas"
-export ANSIBLE_COLLECTIONS_PATH="$COLLS"
+. "$ROOT/scripts/link-collection.sh"
+link_collection "$CACHE"
 export ANSIBLE_HOME="$CACHE/ansible-home"
 export ANSIBLE_NOCOLOR=1
 ERR=$(mktemp)
@@ -33,7 +30,7 @@ check() {
 }
 
 echo "== antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs"
-out=$(antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs "$COLLS/ansible_collections/msr/replicas" 2>&1)
+out=$(antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/msr/replicas" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then echo "ok   0 findings"; else echo "$out"; echo "FAIL lint (exit $rc)"; status=1; fi
 

@@ -14,10 +14,7 @@ echo "== ansible-lint"
 # ansible-lint and ansible-compat cache under XDG_CACHE_HOME (~/.cache by default); keep that out of a
 # CI runner's HOME, like scripts/sanity.sh does for ansible-test.
 export XDG_CACHE_HOME="${MSR_LINT_CACHE:-/var/tmp/msr-replicas-$(id -u)-lint-cache}"
-# The roles call the collection's own modules and filters: make it importable as msr.replicas (a symlink
-# to this checkout, so what is linted is the checkout itself).
-COLLS="$XDG_CACHE_HOME/collections-$(printf %s "$ROOT" | sha1sum | cut -c1-8)"
-mkdir -p "$COLLS/ansible_collections/msr"
-ln -sfn "$ROOT" "$COLLS/ansible_collections/msr/replicas"
-export ANSIBLE_COLLECTIONS_PATH="$COLLS"
+# The roles call the collection's own modules and filters: make it importable as msr.replicas.
+. "$ROOT/scripts/link-collection.sh"
+link_collection "$XDG_CACHE_HOME"
 exec ansible-lint --profile production "$@"
