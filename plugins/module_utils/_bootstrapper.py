@@ -256,6 +256,12 @@ class BootstrapperError(MsrError):
         self.log = list(log or [])
 
 
+def describe_leftover(container):
+    """'<name> (<command>, exit status <n>)' of an exited bootstrapper container."""
+    status = (container.attrs.get("State") or {}).get("ExitCode")
+    return "%s (%s, exit status %s)" % (container.name, container.labels.get(LABEL), status)
+
+
 class Bootstrapper:
     """Runs one bootstrapper command at a time on the engine at ``docker_host``.
 
@@ -346,14 +352,17 @@ class Bootstrapper:
     def clear_leftovers(self, client):
         """Remove this collection's bootstrapper containers that have exited on this engine: a run killed with its
         controller never reached its own removal. Running ones are left alone (the planner waits for them)."""
+        for c in self.leftovers(client):
+            if self._remove(c, c.name):
+                self.cleared.append(describe_leftover(c))
+
+    def leftovers(self, client=None):
+        """This collection's exited bootstrapper (and backup) containers on this engine."""
+        client = client or self.client()
         try:
-            found = client.containers.list(all=True, filters={"label": LABEL, "status": "exited"})
+            return client.containers.list(all=True, filters={"label": LABEL, "status": "exited"})
         except CONNECTION_ERRORS as exc:
             raise self._not_started("cannot list containers on %s: %s" % (self.docker_host, exc))
-        for c in found:
-            status = (c.attrs.get("State") or {}).get("ExitCode")
-            self._remove(c, c.name)
-            self.cleared.append("%s (%s, exit status %s)" % (c.name, c.labels.get(LABEL), status))
 
     @staticmethod
     def _not_started(msg):
@@ -378,12 +387,15 @@ class Bootstrapper:
                                     % (self.docker_host, name, exc))
 
     def _remove(self, container, name):
+        """True once the container is gone (removed now, or already)."""
         try:
             container.remove(force=True)
         except NotFound:
             pass
         except CONNECTION_ERRORS as exc:
             self.unremoved.append("%s (%s)" % (name, exc))
+            return False
+        return True
 
     def _remove_by_name(self, client, name):
         try:

@@ -240,7 +240,8 @@ def derive_issues(view, errors):
         else:
             issues.append(_issue("bootstrapper_left", "warning",
                                  "the bootstrapper container %s (%s) on node %s is left from an earlier run (%s); "
-                                 "the next change removes it, or remove it with 'docker rm %s' on that node"
+                                 "the next run of the replica role (any playbook but reconcile's report) removes it, or "
+                                 "remove it with 'docker rm %s' on that node"
                                  % (b["name"], b["command"], b["node"], b["status"] or b["state"], b["name"])))
     q = view["quorum"]
     if q["size"] and q["has_quorum"] is False:

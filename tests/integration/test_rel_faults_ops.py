@@ -105,6 +105,9 @@ def start_playbook(lab, name, inventory, extra_vars):
         log.close()
 
 
+CLEANUP_TASK = "Remove the bootstrapper containers that killed runs left"
+
+
 def kill_when_bootstrapper_runs(lab, proc, command, timeout=120):
     """Kill the controller once a ``command`` bootstrapper container runs on the bootstrap host; returns its name."""
     deadline = time.time() + timeout
@@ -122,6 +125,21 @@ def kill_when_bootstrapper_runs(lab, proc, command, timeout=120):
     finally:
         if proc.poll() is None:
             kill_controller(proc)
+
+
+def plant_leftover(lab, command):
+    """An exited bootstrapper container on the bootstrap host, as a run killed after its start leaves it."""
+    name = "msr-replicas-%s-0123456789ab" % command
+    lab.ssh(BOOTSTRAP_HOST, "docker run --name %s --label com.msr.replicas.command=%s %s:%s help %s >/dev/null" % (
+        name, command, lab.vars.get("msr_image", "mirantis/dtr"), lab.vars["msr_version"], command))
+    assert bootstrappers(lab) == {name: "exited"}
+    return name
+
+
+def cleared_by(run):
+    """The leftover bootstrapper containers a run removed, by the replica module or bootstrapper_cleanup."""
+    return [c for r in run.records for c in (r["result"].get("cleared_bootstrappers") or [])
+            + ((r["result"].get("removed") or []) if r["task"].endswith(CLEANUP_TASK) else [])]
 
 
 def no_maint(lb):
@@ -267,7 +285,7 @@ def test_controller_killed_mid_join_and_mid_remove(lab):
     reps = lab.replicas()
     assert nodes_of(lab) == FIVE and all(r["health"] == "OK" for r in reps.values()), reps
     assert reps.get(killed_id, {}).get("node") == "worker4", "the killed run's replica was not kept: %s" % reps
-    cleared = [c for r in run.records for c in (r["result"].get("cleared_bootstrappers") or [])]
+    cleared = cleared_by(run)
     assert [c for c in cleared if c.startswith(name + " ")], (cleared, run.output)
     assert bootstrappers(lab) == {}
     assert pools(lab) == settled_pools(lab, FIVE)
@@ -297,7 +315,10 @@ def test_controller_killed_mid_join_and_mid_remove(lab):
     assert nodes_of(lab) == THREE and all(r["health"] == "OK" for r in lab.replicas().values())
     assert pools(lab) == settled_pools(lab, THREE)
     assert no_maint("lb1") == {} and no_maint("lb2") == {}
-    cleared = [c for r in run.records for c in (r["result"].get("cleared_bootstrappers") or [])]
+    # Whichever remove the kill caught, the re-run clears its container: through the next remove's bootstrapper
+    # run, or, when the kill caught the last one and nothing is left to run, through bootstrapper_cleanup.
+    cleared = cleared_by(run)
+    assert [c for c in cleared if c.startswith(name + " ")], (name, cleared, run.output)
     assert bootstrappers(lab) == {}, cleared
     assert lab.containers("worker4") == [] and lab.containers("worker5") == []
     run = lab.run("msr.replicas.scale_down", inventory=lab.inventory_with(THREE), extra_vars=down)
@@ -310,3 +331,18 @@ def test_controller_killed_mid_join_and_mid_remove(lab):
            "further run changed=0" % (name, after_kill, ", ".join(cleared) or "nothing left to clear"),
            "3 healthy replicas, pools in step with no DRAIN or MAINT left, every repository on each",
            repos_after_on_each=len(repos), replicas_read=kept)
+
+    # -- a killed run's exited container and nothing else to do (the kill above may catch either remove): check
+    # mode predicts its removal, the run removes it and nothing else, the next run has nothing to do.
+    planted = plant_leftover(lab, "remove")
+    inv3 = lab.inventory_with(THREE)
+    check = lab.run("msr.replicas.scale_down", inventory=inv3, extra_vars=down, check=True, touches=False)
+    assert check.rc == 0 and recap_changed(check) == 1, check.output
+    assert cleared_by(check) == [planted + " (remove, exit status 0)"], check.output
+    assert bootstrappers(lab) == {planted: "exited"}
+    run = lab.run("msr.replicas.scale_down", inventory=inv3, extra_vars=down)
+    assert run.rc == 0 and recap_changed(run) == 1 and cleared_by(run) == [planted + " (remove, exit status 0)"], \
+        run.output
+    assert bootstrappers(lab) == {} and nodes_of(lab) == THREE
+    run = lab.run("msr.replicas.scale_down", inventory=inv3, extra_vars=down)
+    assert run.rc == 0 and recap_changed(run) == 0, run.output
