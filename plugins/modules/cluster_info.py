@@ -297,11 +297,15 @@ def wait_bootstrappers(mke, seconds, interval=2):
     return found
 
 
-def main():
+def argument_spec():
     spec = connection_argument_spec()
     spec["workloads"] = dict(type="bool", default=False)
     spec["wait_bootstrappers"] = dict(type="int", default=0)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    return spec
+
+
+def run(module):
+    """Read the cluster and exit; ``module`` is an AnsibleModule, or the action plugin's in-process stand-in."""
     check_connection_params(module)
     try:
         mke, msr_factory = clients_from_params(module.params)
@@ -311,6 +315,10 @@ def main():
     except MsrError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **public_view(view))
+
+
+def main():
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

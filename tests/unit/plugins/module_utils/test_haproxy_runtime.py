@@ -7,10 +7,6 @@ answers like it, so the socket code runs for real."""
 
 from __future__ import annotations
 
-import os
-import socket
-import tempfile
-import threading
 
 import pytest
 
@@ -83,36 +79,6 @@ def test_drain_status(entries, sessions, expect):
     servers = {b: {"w": {"operational": op, "admin": admin}} for b, (op, admin) in entries.items()}
     scur = {(b, "w"): n for b, n in sessions.items()}
     assert PoolRun.drain_status(servers, scur, "w", ["msr_http", "msr_https"]) == expect
-
-
-@pytest.fixture
-def fake_haproxy():
-    """A unix socket answering each connection's one command line from a dict, as HAProxy's CLI does."""
-    replies = {"show servers state": SERVERS_STATE, "show stat": STAT, "show info": "Name: HAProxy\nPid: 42\n",
-               "set server msr_http/worker1 state ready": "\n", "set server msr_http/nope state ready": "No such server.\n"}
-    seen = []
-    tmp = tempfile.mkdtemp()
-    path = os.path.join(tmp, "admin.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(8)
-
-    def serve():
-        while True:
-            try:
-                conn, _addr = srv.accept()
-            except OSError:
-                return
-            with conn:
-                line = conn.makefile().readline().strip()
-                seen.append(line)
-                conn.sendall(replies.get(line, "Unknown command.\n").encode())
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield path, seen
-    srv.close()
-    os.unlink(path)
-    os.rmdir(tmp)
 
 
 def test_runtime_over_a_real_socket(fake_haproxy):

@@ -1,0 +1,52 @@
+# Copyright (c) msr.replicas contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Module code run in the controller's process (plugin_utils._local_module): validation, masking, warnings
+and the exit as AnsibleModule gives them, and cluster_info's own run() through it."""
+
+from __future__ import annotations
+
+import types
+
+from ansible_collections.msr.replicas.plugins.modules import cluster_info
+from ansible_collections.msr.replicas.plugins.plugin_utils._local_module import run_here, runs_here
+
+SPEC = {"password": {"type": "str", "no_log": True}, "count": {"type": "int", "default": 1},
+        "name": {"type": "str", "required": True}}
+
+
+def echo(module):
+    module.warn("password %s seen" % module.params["password"])
+    if module.params["count"] > 1:
+        module.fail_json(msg="count %d with password %s" % (module.params["count"], module.params["password"]))
+    module.exit_json(changed=module.check_mode, params=dict(module.params))
+
+
+def test_result_warnings_and_masking():
+    r = run_here(echo, SPEC, {"name": "n", "password": "s3cret-pw", "count": "1"}, check_mode=True)
+    masked = {"name": "n", "password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", "count": 1}
+    assert r["changed"] is True and r["params"] == masked
+    assert r["warnings"] == ["password ******** seen"]
+    r = run_here(echo, SPEC, {"name": "n", "password": "s3cret-pw", "count": 2})
+    assert r["failed"] and r["msg"] == "count 2 with password ********" and "s3cret-pw" not in repr(r)
+
+
+def test_validation_fails_as_a_module_does():
+    r = run_here(echo, SPEC, {"password": "s3cret-pw", "bogus": 1})
+    assert r["failed"] and "name" in r["msg"] and "bogus" in r["msg"] and "s3cret-pw" not in repr(r)
+
+
+def test_cluster_info_refusals_are_the_modules():
+    r = run_here(cluster_info.run, cluster_info.argument_spec(),
+                 {"mke_url": "http://mke.example.com", "mke_username": "admin", "mke_password": "pw-123456",
+                  "msr_insecure_tls": True, "mke_insecure_tls": True})
+    assert r["failed"] and r["msg"].startswith("mke_url must be an https:// URL, got 'http://mke.example.com'")
+
+
+def test_only_a_local_connection_without_become_runs_here():
+    def action(transport, become):
+        return types.SimpleNamespace(_connection=types.SimpleNamespace(transport=transport),
+                                     _play_context=types.SimpleNamespace(become=become))
+    assert runs_here(action("local", False)) and runs_here(action("ansible.builtin.local", False))
+    assert not runs_here(action("local", True)) and not runs_here(action("ssh", False))
