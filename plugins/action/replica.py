@@ -4,6 +4,9 @@
 
 """Action plugin of msr.replicas.replica: shows the bootstrapper's phases while the module runs.
 
+On the controller (a local connection, no become, this Python) the module's code runs in this process
+(plugin_utils._local_module), which saves a fresh Python and its payload (about 0.45 s) per task.
+
 A join can take many minutes; without this Ansible shows nothing until the module returns. The module
 appends each event to a private file (its progress_file option, see _progress) and a thread here tails it.
 That needs the module to run on the controller (a local connection, as the collection's roles and
@@ -26,6 +29,8 @@ from ansible_collections.msr.replicas.plugins.module_utils._progress import (
     events_from_result,
     format_event,
 )
+from ansible_collections.msr.replicas.plugins.modules import replica
+from ansible_collections.msr.replicas.plugins.plugin_utils._local_module import run_here, runs_here
 
 display = Display()
 
@@ -95,9 +100,15 @@ class ActionModule(ActionBase):
             args["progress_file"] = path
             tail = _Tail(path)
             tail.start()
+        here = runs_here(self, task_vars)
         try:
-            module_result = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars,
-                                                 wrap_async=wrap_async)
+            if here:
+                module_result = run_here(replica.run, replica.argument_spec(), args,
+                                         check_mode=self._play_context.check_mode, diff=self._play_context.diff,
+                                         **replica.RULES)
+            else:
+                module_result = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars,
+                                                     wrap_async=wrap_async)
         finally:
             if tail is not None:
                 tail.finish()
@@ -111,6 +122,6 @@ class ActionModule(ActionBase):
             for event in events_from_result(module_result):
                 show(event)
         result = merge_hash(result, module_result)
-        if not wrap_async:
+        if not (wrap_async or here):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

@@ -226,7 +226,10 @@ def validate(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+
+
+def run(module):
     validate(module)
     p = module.params
     mke, msr_factory = clients_from_params(p)

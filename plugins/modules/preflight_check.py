@@ -177,18 +177,22 @@ def summary(failures):
         len(failures), "\n".join("- " + f["message"] for f in failures))
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            cluster_info=dict(type="dict"),
-            hosts=dict(type="list", elements="dict", default=[], options=dict(
-                host=dict(type="str", required=True), node=dict(type="str"),
-                groups=dict(type="list", elements="str", default=[]))),
-            requirements=dict(type="dict"),
-            settings=dict(type="dict", default={}, options=SETTINGS),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        cluster_info=dict(type="dict"),
+        hosts=dict(type="list", elements="dict", default=[], options=dict(
+            host=dict(type="str", required=True), node=dict(type="str"),
+            groups=dict(type="list", elements="str", default=[]))),
+        requirements=dict(type="dict"),
+        settings=dict(type="dict", default={}, options=SETTINGS),
     )
+
+
+def main():
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+
+
+def run(module):
     p = module.params
     report = evaluate(p["cluster_info"], p["hosts"], p["settings"], p["requirements"])
     for w in report["cautions"]:

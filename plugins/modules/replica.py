@@ -383,17 +383,14 @@ def argument_spec():
     return spec
 
 
-def make_module():
-    return AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        required_if=[("state", "present", ["node"]), ("state", "absent", ["node", "replica_id", "replica_ids"], True)],
-        mutually_exclusive=[("replica_id", "replica_ids")],
-    )
+RULES = dict(
+    required_if=[("state", "present", ["node"]), ("state", "absent", ["node", "replica_id", "replica_ids"], True)],
+    mutually_exclusive=[("replica_id", "replica_ids")],
+)
 
 
-def main():
-    module = make_module()
+def run(module):
+    """Apply and exit; ``module`` is an AnsibleModule, or the action plugin's in-process stand-in."""
     validate(module)
     p = module.params
     mke, msr_factory = clients_from_params(p)
@@ -407,6 +404,10 @@ def main():
     manager = ReplicaManager(module, observe_fn, None, partial(phase2_on_node, mke) if mke is not None else None,
                              set_deadline=getattr(msr_factory, "set_deadline", None), progress=progress)
     module.exit_json(**manager.apply())
+
+
+def main():
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **RULES))
 
 
 if __name__ == "__main__":

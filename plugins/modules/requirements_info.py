@@ -89,10 +89,16 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.msr.replicas.plugins.module_utils._requirements import probe
 
 
-def main():
-    module = AnsibleModule(argument_spec=dict(docker_host=dict(type="str", default="unix:///var/run/docker.sock")),
-                           supports_check_mode=True)
+def argument_spec():
+    return dict(docker_host=dict(type="str", default="unix:///var/run/docker.sock"))
+
+
+def run(module):
     module.exit_json(changed=False, **probe(module.params["docker_host"]))
+
+
+def main():
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

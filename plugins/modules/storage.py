@@ -322,14 +322,17 @@ def refuse_secrets_in_options(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+
+
+def run(module):
     refuse_secrets_in_options(module)
     check_connection_params(module)
-    run = StorageRun(module)
+    job = StorageRun(module)
     try:
-        result = run.run()
+        result = job.run()
     except MsrError as exc:
-        module.fail_json(msg=_storage.scrub(str(exc), run.secrets), repositories=run.repositories)
+        module.fail_json(msg=_storage.scrub(str(exc), job.secrets), repositories=job.repositories)
     module.exit_json(**result)
 
 

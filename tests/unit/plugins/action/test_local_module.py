@@ -7,6 +7,7 @@ and the exit as AnsibleModule gives them, and cluster_info's own run() through i
 
 from __future__ import annotations
 
+import sys
 import types
 
 from ansible_collections.msr.replicas.plugins.modules import cluster_info
@@ -44,9 +45,14 @@ def test_cluster_info_refusals_are_the_modules():
     assert r["failed"] and r["msg"].startswith("mke_url must be an https:// URL, got 'http://mke.example.com'")
 
 
-def test_only_a_local_connection_without_become_runs_here():
-    def action(transport, become):
-        return types.SimpleNamespace(_connection=types.SimpleNamespace(transport=transport),
-                                     _play_context=types.SimpleNamespace(become=become))
-    assert runs_here(action("local", False)) and runs_here(action("ansible.builtin.local", False))
-    assert not runs_here(action("local", True)) and not runs_here(action("ssh", False))
+def test_only_where_the_module_would_run_as_this_user_in_this_python():
+    def action(transport="local", become=False, async_val=0):
+        return types.SimpleNamespace(_connection=types.SimpleNamespace(_load_name=transport, transport=transport),
+                                     _play_context=types.SimpleNamespace(become=become),
+                                     _task=types.SimpleNamespace(async_val=async_val),
+                                     _templar=types.SimpleNamespace(template=lambda v: v.replace("{{ py }}", sys.executable)))
+    assert runs_here(action(), {}) and runs_here(action("ansible.builtin.local"), {})
+    assert runs_here(action(), {"ansible_python_interpreter": "{{ py }}"})      # localhost's implicit interpreter
+    assert not runs_here(action(), {"ansible_python_interpreter": "/usr/bin/other-python3"})
+    assert not runs_here(action(become=True), {}) and not runs_here(action("ssh"), {})
+    assert not runs_here(action(async_val=30), {})
