@@ -63,7 +63,8 @@ def runs_here(action, task_vars):
     given = (task_vars or {}).get("ansible_python_interpreter")
     if given:
         given = action._templar.template(given)
-    return not given or os.path.realpath(str(given)) == os.path.realpath(sys.executable)
+    # Not realpath: a virtualenv's python links to the system's, whose libraries are not the virtualenv's.
+    return not given or os.path.normpath(os.path.expanduser(str(given))) == os.path.normpath(sys.executable)
 
 
 def run_here(main, argument_spec, args, check_mode=False, diff=False, **rules):

@@ -71,7 +71,7 @@ FILE_SECONDS = {
     "test_install_backup_repair.py": 195, "test_reconcile.py": 180, "test_preflight.py": 160, "test_faults.py": 145,
     "test_rel_bad_inputs.py": 145, "test_backup.py": 140, "test_lb_pool_module.py": 130,
     "test_rel_repair_restore.py": 110, "test_replica_lifecycle.py": 75, "test_release.py": 75, "test_awx.py": 75,
-    "test_demo.py": 60, "test_perf_counts.py": 40,
+    "test_demo.py": 60, "test_inventory_mke.py": 90, "test_perf_counts.py": 40,
 }
 
 

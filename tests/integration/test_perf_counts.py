@@ -6,7 +6,7 @@
 of them virtual workers with 10 containers each). The counts must not grow with the cluster: one login,
 one /nodes, one filtered listing of MSR's containers and one of the bootstrappers (never every container of
 the cluster), one /_ping per replica, one cluster_status; no SSH to an MKE node, at most one per LB host;
-one module run on the controller (the report is written in the controller's own process)."""
+no module run at all: cluster_info in the controller's process, one command per LB host, report_file in-process."""
 
 from __future__ import annotations
 

@@ -36,15 +36,16 @@ def wrapper_argv(lab, *args, inventory=None):
             "--lock", str(lab.workdir / "reconcile.lock"), *args]
 
 
-def reconcile(lab, *args, inventory=None, timeout=300):
-    """Run the wrapper; returns (exit code, output, report)."""
+def reconcile(lab, *args, inventory=None, timeout=300, env=None):
+    """Run the wrapper (``env``: more environment); returns (exit code, output, report)."""
     report = lab.workdir / "reconcile-report.json"
     if report.exists():
         report.unlink()
     if "--remediate" in args:
         lab.touched()
     proc = subprocess.run(wrapper_argv(lab, "--report", str(report), *args, inventory=inventory),
-                          env=lab.ansible_env(), capture_output=True, text=True, timeout=timeout, cwd=str(lab.workdir))
+                          env=lab.ansible_env(**(env or {})), capture_output=True, text=True, timeout=timeout,
+                          cwd=str(lab.workdir))
     out = proc.stdout + proc.stderr
     data = json.loads(report.read_text()) if report.exists() else None
     if data is not None:
@@ -141,6 +142,17 @@ def test_report_then_remediate_then_in_sync_and_unfixable_drift_left(lab):
     recap = [ln for ln in run.stdout.splitlines() if ln.startswith("localhost")][-1]
     assert "changed=0" in recap and "failed=0" in recap, recap
     assert "MSR reconcile: IN SYNC" in run.stdout and lab.password not in run.stdout
+
+    # Sizing advice in the report: the observed s3 storage and count filled in, the user's needs given.
+    sizing = {"failures": 1, "scans": 4, "peak_pulls": 5000}
+    code, out, report = reconcile(lab, "-e", json.dumps({"msr_sizing": sizing}))
+    assert code == 0 and report["status"] == "in_sync", out
+    advice = report["sizing"]
+    assert (advice["replicas"], advice["driven_by"], advice["current"], advice["change"]) == (5, "scans", 3, 2), advice
+    assert [b["need"] for b in advice["by"]] == ["failures", "scans", "peak_pulls"]
+    assert "with s3 storage MSR redirects layer pulls to the backing store" in advice["by"][2]["reason"], advice
+    code, out, report = reconcile(lab, "-e", json.dumps({"msr_sizing": {"scans": "several"}}))
+    assert code == 2 and report["status"] == "error" and "msr_sizing: scans must be a whole number" in report["error"]
 
     # Unfixable: another version, and worker3 outside a smaller msr group (no scale-down without the flag).
     inv = yaml.safe_load(lab.inventory.read_text())

@@ -153,6 +153,33 @@ def test_mke_node_by_id_or_hostname(lab, mke):
     assert r.status == 404 and "nosuch" in js(r)["message"]
 
 
+def test_mke_node_update_sets_labels_and_availability_at_the_current_version(lab, mke):
+    node = js(call(mke, "GET", "/nodes/worker2", basic()))
+    index = node["Version"]["Index"]
+    spec = dict(node["Spec"], Labels=dict(node["Spec"]["Labels"], **{"com.mirantis.msr.replica": "true"}),
+                Availability="drain")
+    stale = call(mke, "POST", "/nodes/%s/update?version=%d" % (node["ID"], index - 1), basic(), spec)
+    assert stale.status == 500 and "update out of sequence" in js(stale)["message"]
+    assert call(mke, "POST", "/nodes/worker2/update", basic(), spec).status == 400       # no version
+    assert call(mke, "POST", "/nodes/nosuch/update?version=1", basic(), spec).status == 404
+    assert call(mke, "POST", "/nodes/%s/update?version=%d" % (node["ID"], index), {}, spec).status == 401
+    assert call(mke, "POST", "/nodes/%s/update?version=%d" % (node["ID"], index), basic(), spec).status == 200
+    after = js(call(mke, "GET", "/nodes/worker2", basic()))
+    assert after["Version"]["Index"] == index + 1 and after["Spec"]["Availability"] == "drain"
+    assert after["Spec"]["Labels"]["com.mirantis.msr.replica"] == "true"
+    assert after["Spec"]["Labels"]["com.docker.ucp.SANs"] == node["Spec"]["Labels"]["com.docker.ucp.SANs"]
+    labelled = js(call(mke, "GET", '/nodes?filters={"node.label":["com.mirantis.msr.replica=true"]}', basic()))
+    assert [n["Description"]["Hostname"] for n in labelled] == ["worker2"]
+    # the same version twice: the second is out of sequence; removing the label is sending the spec without it
+    assert call(mke, "POST", "/nodes/%s/update?version=%d" % (node["ID"], index), basic(), spec).status == 500
+    spec = dict(after["Spec"], Labels={k: v for k, v in after["Spec"]["Labels"].items() if "msr" not in k})
+    assert call(mke, "POST", "/nodes/worker2/update?version=%d" % (index + 1), basic(), spec).status == 200
+    assert "com.mirantis.msr.replica" not in js(call(mke, "GET", "/nodes/worker2", basic()))["Spec"]["Labels"]
+    demote = dict(spec, Role="manager")
+    r = call(mke, "POST", "/nodes/worker2/update?version=%d" % (index + 2), basic(), demote)
+    assert r.status == 400 and "not emulated" in js(r)["message"]
+
+
 def test_mke_info_and_version(mke):
     info = js(call(mke, "GET", "/info", basic()))
     swarm = info["Swarm"]

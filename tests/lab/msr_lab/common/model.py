@@ -43,6 +43,7 @@ class Node:
     state: str = "ready"                 # MKE Status.State: ready | down
     availability: str = "active"         # MKE Spec.Availability: active | pause | drain
     labels: dict[str, str] = field(default_factory=dict)
+    version: int = 100                   # the swarm object's Version.Index: each update raises it
     partitioned: bool = False            # cut off the lab network (fault)
     engine_down: bool = False            # its Docker engine is stopped (fault): no socket, containers stopped
     lb_down: bool = False                # an LB node that is down (fault lb-down): unreachable, no process

@@ -65,6 +65,8 @@ class MkeApp:
         try:
             if path == "/nodes" and method == "GET":
                 return self.list_nodes(req)
+            if path.startswith("/nodes/") and path.endswith("/update") and method == "POST":
+                return self.update_node(path[len("/nodes/"):-len("/update")], req)
             if path.startswith("/nodes/") and method == "GET":
                 return self.get_node(path[len("/nodes/"):])
             if path == "/info" and method == "GET":
@@ -184,7 +186,7 @@ class MkeApp:
                   "com.docker.ucp.collection.swarm": "true", "com.docker.ucp.orchestrator.kubernetes": "false",
                   "com.docker.ucp.orchestrator.swarm": "true"}
         labels.update(node.labels)
-        out = {"ID": node.node_id, "Version": {"Index": 100}, "CreatedAt": self.created, "UpdatedAt": self.created,
+        out = {"ID": node.node_id, "Version": {"Index": node.version}, "CreatedAt": self.created, "UpdatedAt": self.created,
                "Spec": {"Labels": labels, "Role": kind, "Availability": node.availability},
                "Description": {"Hostname": node.name, "Platform": {"Architecture": "x86_64", "OS": "linux"},
                                "Resources": {"NanoCPUs": 2000000000, "MemoryBytes": 4 * 1024 ** 3},
@@ -210,6 +212,34 @@ class MkeApp:
                 if ref in (n.node_id, n.name) or (len(ref) >= 3 and n.node_id.startswith(ref)):
                     return json_response(200, self.node_json(n))
         return docker_error(404, f"node {ref} not found")
+
+    def update_node(self, ref: str, req: Request) -> Response:
+        """POST /nodes/{id}/update?version=N with the whole NodeSpec, as `docker node update` sends it through
+        MKE: labels and availability change; N must be the node's current Version.Index."""
+        spec = req.json()
+        if not isinstance(spec, dict):
+            return docker_error(400, "invalid JSON: the body must be a NodeSpec object")
+        version = req.arg("version")
+        if version is None or not version.isdigit():
+            return docker_error(400, "invalid node version '%s': must be an unsigned 64 bit integer" % version)
+        with self.lab.lock:
+            node = next((n for n in self.lab.mke_nodes()
+                         if ref in (n.node_id, n.name) or (len(ref) >= 3 and n.node_id.startswith(ref))), None)
+            if node is None:
+                return docker_error(404, f"node {ref} not found")
+            if int(version) != node.version:
+                return docker_error(500, "rpc error: code = Unknown desc = update out of sequence")
+            role = spec.get("Role", "worker" if node.role == "worker" else "manager")
+            if role != node.role:
+                return docker_error(400, "msr-lab: promoting or demoting a node is not emulated")
+            availability = spec.get("Availability", node.availability)
+            if availability not in ("active", "pause", "drain"):
+                return docker_error(400, f"invalid availability '{availability}'")
+            # MKE's own com.docker.ucp.* labels are rendered from the node; the rest is the spec's
+            node.labels = {k: str(v) for k, v in (spec.get("Labels") or {}).items() if not k.startswith("com.docker.ucp.")}
+            node.availability = availability
+            node.version += 1
+        return text_response(200, "")
 
     def info(self) -> dict:
         with self.lab.lock:

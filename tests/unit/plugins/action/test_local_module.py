@@ -7,6 +7,7 @@ and the exit as AnsibleModule gives them, and cluster_info's own run() through i
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -54,5 +55,8 @@ def test_only_where_the_module_would_run_as_this_user_in_this_python():
     assert runs_here(action(), {}) and runs_here(action("ansible.builtin.local"), {})
     assert runs_here(action(), {"ansible_python_interpreter": "{{ py }}"})      # localhost's implicit interpreter
     assert not runs_here(action(), {"ansible_python_interpreter": "/usr/bin/other-python3"})
+    # the system Python a virtualenv's python links to has not the virtualenv's libraries
+    assert not runs_here(action(), {"ansible_python_interpreter": os.path.realpath(sys.executable)}) or \
+        os.path.realpath(sys.executable) == sys.executable
     assert not runs_here(action(become=True), {}) and not runs_here(action("ssh"), {})
     assert not runs_here(action(async_val=30), {})
