@@ -374,7 +374,7 @@ def render(result: dict) -> str:
         + (f", at the end {', '.join(str(x) for x in m['load_average_at_end'])}" if m.get("load_average_at_end") else "")
         + f" (a load above the CPU count means other work shared the machine: take the figures on a quiet one); "
         f"{m['ansible']}, Python {m['python']}. "
-        f"Medians of {result['runs']} runs each, the four kinds interleaved, one after another. "
+        f"Medians of {result['runs']} runs each, the five kinds interleaved, one after another. "
         "The lab has 3 MKE managers, one worker per replica, 1 HAProxy LB and virtual MKE workers "
         f"({NODE_CONTAINERS} containers each) up to the node count; the smallest size is that lab without virtual workers "
         "(3 + replicas nodes).",
