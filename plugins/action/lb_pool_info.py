@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import shlex
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.msr.replicas.plugins.module_utils import _haproxy, _lbinfo
 from ansible_collections.msr.replicas.plugins.module_utils._lbconf import LbConfError
 from ansible_collections.msr.replicas.plugins.modules.lb_pool_info import argument_spec
+from ansible_collections.msr.replicas.plugins.plugin_utils._local_module import interpreter
 
 MODULE = "msr.replicas.lb_pool_info"
 
@@ -28,28 +28,20 @@ MODULE = "msr.replicas.lb_pool_info"
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
-    def interpreter(self, task_vars):
+    def python(self, task_vars):
         """The LB host's Python: its ansible_python_interpreter when set to a path, else python3 on PATH."""
-        hostvars = task_vars
-        if self._task.delegate_to:
-            hostvars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to) or {}
-        given = hostvars.get("ansible_python_interpreter")
-        if given:
-            given = self._templar.template(given)
+        given = interpreter(self, task_vars)
         return given if given and not str(given).startswith("auto") else "python3"
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        validated = ArgumentSpecValidator(argument_spec()).validate(dict(self._task.args))
-        if validated.error_messages:
-            return dict(result, failed=True, msg="; ".join(validated.error_messages))
-        params = validated.validated_parameters
+        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
         try:
             provider, path, backends = _lbinfo.settings(params)
         except LbConfError as exc:
             return dict(result, failed=True, msg=str(exc))
         sock = params["socket"] if provider == "haproxy" else ""
-        cmd = " ".join(shlex.quote(a) for a in (self.interpreter(task_vars), "-c", _lbinfo.REMOTE_SCRIPT, path, sock))
+        cmd = " ".join(shlex.quote(a) for a in (self.python(task_vars), "-c", _lbinfo.REMOTE_SCRIPT, path, sock))
         out = self._low_level_execute_command(cmd, sudoable=True)
         try:
             answer = json.loads(out.get("stdout") or "")

@@ -30,7 +30,7 @@ from ansible_collections.msr.replicas.plugins.module_utils._progress import (
     format_event,
 )
 from ansible_collections.msr.replicas.plugins.modules import replica
-from ansible_collections.msr.replicas.plugins.plugin_utils._local_module import run_here, runs_here
+from ansible_collections.msr.replicas.plugins.plugin_utils._local_module import is_local, run_here, runs_here
 
 display = Display()
 
@@ -80,10 +80,7 @@ class ActionModule(ActionBase):
         """Whether the module's progress file can be tailed here: same host, same user, runs to completion now."""
         if self._task.check_mode or self._task.async_val or args.get("progress_file"):
             return False
-        if self._play_context.become:
-            return False
-        connection = getattr(self._connection, "_load_name", None) or getattr(self._connection, "transport", "")
-        return connection in ("local", "ansible.builtin.local", "ansible.legacy.local")
+        return not self._play_context.become and is_local(self)
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)

@@ -21,9 +21,10 @@ from ansible.plugins.action import ActionBase
 
 
 class _Done(Exception):
-    def __init__(self, result):
+    def __init__(self, result, module):
         Exception.__init__(self)
         self.result = result
+        self.module = module
 
 
 class LocalModule:
@@ -46,23 +47,36 @@ class LocalModule:
         self.warnings.append(text)
 
     def exit_json(self, **result):
-        raise _Done(dict(result, changed=result.get("changed", False)))
+        raise _Done(dict(result, changed=result.get("changed", False)), self)
 
     def fail_json(self, msg, **result):
-        raise _Done(dict(result, failed=True, msg=msg))
+        raise _Done(dict(result, failed=True, msg=msg), self)
+
+
+LOCAL_CONNECTIONS = ("local", "ansible.builtin.local", "ansible.legacy.local")
+
+
+def is_local(action):
+    """Whether the task's connection is the local one (the module would run on this machine)."""
+    return (getattr(action._connection, "_load_name", None) or action._connection.transport) in LOCAL_CONNECTIONS
+
+
+def interpreter(action, task_vars):
+    """The ansible_python_interpreter set for the host the task runs on (the delegated one, if any), templated;
+    None when not set."""
+    hostvars = task_vars or {}
+    if action._task.delegate_to:
+        hostvars = (hostvars.get("ansible_delegated_vars") or {}).get(action._task.delegate_to) or {}
+    given = hostvars.get("ansible_python_interpreter")
+    return action._templar.template(given) if given else None
 
 
 def runs_here(action, task_vars):
     """Whether an action's module would run as this user, on this machine, in this Python: a local connection,
     no become, no async, and no other interpreter set for the host (whose libraries may differ from ours)."""
-    connection = getattr(action._connection, "_load_name", None) or action._connection.transport
-    if connection not in ("local", "ansible.builtin.local", "ansible.legacy.local"):
+    if not is_local(action) or action._play_context.become or action._task.async_val:
         return False
-    if action._play_context.become or action._task.async_val:
-        return False
-    given = (task_vars or {}).get("ansible_python_interpreter")
-    if given:
-        given = action._templar.template(given)
+    given = interpreter(action, task_vars)
     # Not realpath: a virtualenv's python links to the system's, whose libraries are not the virtualenv's.
     return not given or os.path.normpath(os.path.expanduser(str(given))) == os.path.normpath(sys.executable)
 
@@ -70,17 +84,13 @@ def runs_here(action, task_vars):
 def run_here(main, argument_spec, args, check_mode=False, diff=False, **rules):
     """The result of ``main(module)`` on a LocalModule, with no_log values masked as a module masks them."""
     try:
-        module = LocalModule(argument_spec, args, check_mode=check_mode, diff=diff, **rules)
-        main(module)
-        raise AssertionError("%s returned without exit_json or fail_json" % main.__name__)
+        main(LocalModule(argument_spec, args, check_mode=check_mode, diff=diff, **rules))
     except _Done as done:
-        result = done.result
-        no_log = set()
-        if "module" in locals():
-            no_log = module.no_log_values
-            if module.warnings:
-                result["warnings"] = list(module.warnings)
-    return remove_values(result, no_log)
+        result, module = done.result, done.module
+        if module.warnings:
+            result["warnings"] = list(module.warnings)
+        return remove_values(result, module.no_log_values)
+    raise AssertionError("%s returned without exit_json or fail_json" % main.__name__)
 
 
 class LocalFirstAction(ActionBase):

@@ -47,10 +47,10 @@ def test_cluster_info_refusals_are_the_modules():
 
 
 def test_only_where_the_module_would_run_as_this_user_in_this_python():
-    def action(transport="local", become=False, async_val=0):
+    def action(transport="local", become=False, async_val=0, delegate_to=None):
         return types.SimpleNamespace(_connection=types.SimpleNamespace(_load_name=transport, transport=transport),
                                      _play_context=types.SimpleNamespace(become=become),
-                                     _task=types.SimpleNamespace(async_val=async_val),
+                                     _task=types.SimpleNamespace(async_val=async_val, delegate_to=delegate_to),
                                      _templar=types.SimpleNamespace(template=lambda v: v.replace("{{ py }}", sys.executable)))
     assert runs_here(action(), {}) and runs_here(action("ansible.builtin.local"), {})
     assert runs_here(action(), {"ansible_python_interpreter": "{{ py }}"})      # localhost's implicit interpreter
@@ -60,3 +60,8 @@ def test_only_where_the_module_would_run_as_this_user_in_this_python():
         os.path.realpath(sys.executable) == sys.executable
     assert not runs_here(action(become=True), {}) and not runs_here(action("ssh"), {})
     assert not runs_here(action(async_val=30), {})
+    # delegated: the delegated host's interpreter counts, not the task host's
+    other = {"ansible_python_interpreter": "/usr/bin/other-python3"}
+    ours = {"ansible_python_interpreter": "{{ py }}"}
+    assert runs_here(action(delegate_to="localhost"), dict(other, ansible_delegated_vars={"localhost": ours}))
+    assert not runs_here(action(delegate_to="localhost"), dict(ours, ansible_delegated_vars={"localhost": other}))
