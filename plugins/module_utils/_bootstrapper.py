@@ -352,7 +352,11 @@ class Bootstrapper:
     def clear_leftovers(self, client):
         """Remove this collection's bootstrapper containers that have exited on this engine: a run killed with its
         controller never reached its own removal. Running ones are left alone (the planner waits for them)."""
-        for c in self.leftovers(client):
+        self.clear(self.leftovers(client))
+
+    def clear(self, containers):
+        """Remove these exited containers, recording each one removed in ``cleared``."""
+        for c in containers:
             if self._remove(c, c.name):
                 self.cleared.append(describe_leftover(c))
 

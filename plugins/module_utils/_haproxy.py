@@ -44,9 +44,14 @@ def command(path, line, timeout=5.0):
                     break
                 chunks.append(chunk)
     except OSError as exc:
-        raise HaproxyError("HAProxy's admin socket %s does not answer %r (%s): is HAProxy running, with "
-                           "`stats socket %s level admin`?" % (path, line, exc, path))
+        raise no_answer(path, line, exc)
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+def no_answer(path, line, reason):
+    """The error of an admin socket that did not answer ``line`` (``reason``: the OSError or its text)."""
+    return HaproxyError("HAProxy's admin socket %s does not answer %r (%s): is HAProxy running, with "
+                        "`stats socket %s level admin`?" % (path, line, reason, path))
 
 
 def admin_name(bits):

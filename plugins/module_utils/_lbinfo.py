@@ -83,9 +83,7 @@ def from_remote(provider, path, backends, socket_path, answer):
         if "config_error" in answer:
             raise _lbconf.LbConfError("cannot read %s: %s" % (path, answer["config_error"]))
         if "socket_error" in answer:
-            raise _haproxy.HaproxyError("HAProxy's admin socket %s does not answer %r (%s): is HAProxy running, "
-                                        "with `stats socket %s level admin`?"
-                                        % (socket_path, STATE_COMMAND, answer["socket_error"], socket_path))
+            raise _haproxy.no_answer(socket_path, STATE_COMMAND, answer["socket_error"])
         return pool_view(provider, path, backends, answer["text"], answer.get("state"))
     except (_lbconf.LbConfError, _haproxy.HaproxyError) as exc:
         raise type(exc)("%s: %s" % (host, exc))

@@ -22,7 +22,7 @@ import socket
 import tempfile
 import time
 
-from ansible_collections.msr.replicas.plugins.module_utils import _haproxy, _lbconf, _nginxconf
+from ansible_collections.msr.replicas.plugins.module_utils import _haproxy, _lbconf, _lbinfo, _nginxconf
 
 
 class LbError(Exception):
@@ -35,11 +35,7 @@ class ConfigFile:
     def __init__(self, module, path):
         self.module = module
         self.path = path
-        try:
-            with open(path, "rb") as f:
-                self.text = f.read().decode("utf-8", "surrogateescape")
-        except OSError as exc:
-            raise _lbconf.LbConfError("cannot read %s: %s" % (path, exc))
+        self.text = _lbinfo.read_config(path)
 
     def temp(self, text):
         """A temporary file beside the config, with its mode and owner, holding text."""

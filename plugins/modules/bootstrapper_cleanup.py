@@ -78,19 +78,20 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import MsrErr
 
 def cleanup(module, runner):
     """The module's result: exited leftovers removed (or listed in check mode), running ones reported."""
-    found = runner.leftovers()
-    removed = [boot.describe_leftover(c) for c in found]
-    if not module.check_mode:
-        runner.cleared = []
-        runner.clear_leftovers(runner.client())
+    try:
+        ours = runner.client().containers.list(all=True, filters={"label": boot.LABEL})
+    except engine.CONNECTION_ERRORS as exc:
+        raise MsrError("cannot list containers on %s: %s" % (runner.docker_host, exc))
+    found = [c for c in ours if c.status == "exited"]
+    if module.check_mode:
+        removed = [boot.describe_leftover(c) for c in found]
+    else:
+        runner.clear(found)
         removed = runner.cleared
     for text in runner.unremoved:
         module.warn("could not remove the bootstrapper container %s" % text)
-    try:
-        running = [c.name for c in runner.client().containers.list(filters={"label": boot.LABEL})]
-    except engine.CONNECTION_ERRORS as exc:
-        raise MsrError("cannot list containers on %s: %s" % (runner.docker_host, exc))
-    result = dict(changed=bool(removed), removed=removed, running=sorted(running))
+    result = dict(changed=bool(removed), removed=removed,
+                  running=sorted(c.name for c in ours if c.status == "running"))
     if module._diff:
         result["diff"] = {"before": {"exited": sorted(c.name for c in found)},
                           "after": {"exited": sorted(t.split(" ", 1)[0] for t in runner.unremoved)}}

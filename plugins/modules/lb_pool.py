@@ -269,16 +269,13 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.msr.replicas.plugins.module_utils import _lbinfo
 from ansible_collections.msr.replicas.plugins.module_utils._haproxy import HaproxyError
-from ansible_collections.msr.replicas.plugins.module_utils._lbconf import LbConfError, backend_kinds, members
+from ansible_collections.msr.replicas.plugins.module_utils._lbconf import LbConfError, members
 from ansible_collections.msr.replicas.plugins.module_utils._lbpool import LbError, PoolRun
 
-DEFAULTS = {
-    "haproxy": {"config": "/etc/haproxy/haproxy.cfg", "backends": {"msr_http": "http", "msr_https": "https"},
-                "server_options": "check port {http_port} inter 2s fall 3 rise 2"},
-    "nginx": {"config": "/etc/nginx/nginx.conf", "backends": {"msr_80": "http", "msr_443": "https"},
-              "server_options": "max_fails=2 fail_timeout=30s"},
-}
+# The default config file and backends are lb_pool_info's too (_lbinfo.DEFAULTS).
+SERVER_OPTIONS = {"haproxy": "check port {http_port} inter 2s fall 3 rise 2", "nginx": "max_fails=2 fail_timeout=30s"}
 
 
 def argument_spec():
@@ -306,15 +303,14 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
-    defaults = DEFAULTS[p["provider"]]
     for key in ("drain_timeout", "up_timeout", "reload_timeout"):
         if p[key] < 0:
             module.fail_json(msg="%s must be 0 or more seconds, not %d" % (key, p[key]))
     run = None
     try:
-        run = PoolRun(module, p["provider"], p["config"] or defaults["config"],
-                      backend_kinds(p["backends"] or defaults["backends"]), members(p["members"]),
-                      defaults["server_options"] if p["server_options"] is None else p["server_options"])
+        provider, path, backends = _lbinfo.settings(p)
+        run = PoolRun(module, provider, path, backends, members(p["members"]),
+                      SERVER_OPTIONS[provider] if p["server_options"] is None else p["server_options"])
         result = run.haproxy() if p["provider"] == "haproxy" else run.nginx()
     except LbError as exc:
         module.fail_json(msg=str(exc), changed=bool(run and run.changed))
