@@ -12,7 +12,10 @@ same argument validation, no_log masking, warnings and check mode. PRIVATE to th
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import stat
 import sys
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -47,10 +50,58 @@ class LocalModule:
         self.warnings.append(text)
 
     def exit_json(self, **result):
-        raise _Done(dict(result, changed=result.get("changed", False)), self)
+        raise _Done(self._formatted(dict(result, changed=result.get("changed", False))), self)
 
     def fail_json(self, msg, **result):
-        raise _Done(dict(result, failed=True, msg=msg), self)
+        raise _Done(self._formatted(dict(result, failed=True, msg=msg)), self)
+
+    def _formatted(self, result):
+        # what AnsibleModule's exit adds: the module's arguments, and the stat of a returned path (its
+        # add_path_info), which callers such as a backup task's register read
+        result.setdefault("invocation", {"module_args": self.params})
+        return add_path_info(result)
+
+
+def _name(lookup, number):
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return str(number)
+
+
+def add_path_info(result):
+    """A result's ``path`` (or ``dest``) described as AnsibleModule describes it: uid, gid, owner, group, mode,
+    state, size and, under SELinux, secontext, when the path exists."""
+    path = result.get("path", result.get("dest"))
+    if not isinstance(path, str) or not os.path.exists(path):
+        return result
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        state = "link"
+    elif os.path.isdir(path):
+        state = "directory"
+    elif os.stat(path).st_nlink > 1:
+        state = "hard"
+    else:
+        state = "file"
+    result.update(uid=st.st_uid, gid=st.st_gid, owner=_name(pwd.getpwuid, st.st_uid),
+                  group=_name(grp.getgrgid, st.st_gid), mode="0%03o" % stat.S_IMODE(st.st_mode), state=state,
+                  size=st.st_size)
+    context = _selinux_context(path)
+    if context:
+        result["secontext"] = context
+    return result
+
+
+def _selinux_context(path):
+    try:
+        from ansible.module_utils.compat import selinux
+        if selinux.is_selinux_enabled() != 1:
+            return None
+        found = selinux.lgetfilecon_raw(path)
+    except (ImportError, OSError):
+        return None
+    return found[1] if found[0] != -1 else None
 
 
 LOCAL_CONNECTIONS = ("local", "ansible.builtin.local", "ansible.legacy.local")

@@ -65,3 +65,20 @@ def test_only_where_the_module_would_run_as_this_user_in_this_python():
     ours = {"ansible_python_interpreter": "{{ py }}"}
     assert runs_here(action(delegate_to="localhost"), dict(other, ansible_delegated_vars={"localhost": ours}))
     assert not runs_here(action(delegate_to="localhost"), dict(ours, ansible_delegated_vars={"localhost": other}))
+
+
+def test_a_returned_path_is_described_as_ansible_module_describes_it(tmp_path):
+    target = tmp_path / "backup.tar"
+    target.write_bytes(b"x" * 12)
+    target.chmod(0o600)
+    spec = {"path": {"type": "path", "required": True}, "password": {"type": "str", "no_log": True}}
+    r = run_here(lambda m: m.exit_json(changed=True, path=m.params["path"]), spec,
+                 {"path": str(target), "password": "s3cret-pw"})
+    st = os.stat(target)
+    assert (r["mode"], r["state"], r["size"], r["uid"], r["gid"]) == ("0600", "file", 12, st.st_uid, st.st_gid)
+    assert r["owner"] and r["group"] and "secontext" not in r
+    assert r["invocation"] == {"module_args": {"path": str(target), "password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}
+    r = run_here(lambda m: m.fail_json(msg="no", path=str(tmp_path)), spec, {"path": str(tmp_path)})
+    assert r["failed"] and r["state"] == "directory" and r["mode"] == "0%03o" % (os.stat(tmp_path).st_mode & 0o7777)
+    r = run_here(lambda m: m.exit_json(path=str(tmp_path / "absent")), spec, {"path": str(tmp_path / "absent")})
+    assert "mode" not in r and "state" not in r
