@@ -66,7 +66,8 @@ def pytest_sessionfinish(session):
 # Seconds each file takes on one worker (measured on 2 cores, rounded). Only the order of files depends on it:
 # heaviest first (with --no-loadscope-reorder), so xdist does not start a long file last.
 FILE_SECONDS = {
-    "test_rel_faults_join.py": 400, "test_playbooks_replace.py": 300, "test_playbooks_scale.py": 265,
+    "test_rel_faults_join.py": 400, "test_clusters.py": 300, "test_playbooks_replace.py": 300,
+    "test_playbooks_scale.py": 265,
     "test_rel_faults_ops.py": 250, "test_rel_traffic.py": 225, "test_roles.py": 210, "test_rel_secrets.py": 200,
     "test_install_backup_repair.py": 195, "test_reconcile.py": 180, "test_preflight.py": 160, "test_faults.py": 145,
     "test_rel_bad_inputs.py": 145, "test_backup.py": 140, "test_lb_pool_module.py": 130,

@@ -41,9 +41,9 @@ JOIN_SECONDS = 1.0
 LB_KINDS = "haproxy,haproxy,nginx"
 
 
-def lab_env(**extra):
+def lab_env(name=None, **extra):
     env = dict(os.environ)
-    env["MSR_LAB_NAME"] = LAB_NAME
+    env["MSR_LAB_NAME"] = name or LAB_NAME
     env.pop("MSR_LAB_DIR", None)
     env.update(extra)
     return env
@@ -78,7 +78,11 @@ class PlaybookRun:
 class Lab:
     """The msrint lab plus a hermetic ansible-playbook runner."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, name=None, subnet=None):
+        """``name``, ``subnet``: another lab than the session's (LAB_NAME on LAB_SUBNET), beside it."""
+        self.name = name or LAB_NAME
+        self.subnet = subnet or LAB_SUBNET
+        self.state_dir = Path("/var/lib/msr-lab-%s" % self.name)
         self.workdir = workdir
         self.home = workdir / "home"
         self.inventory = workdir / "inventory.yml"
@@ -94,16 +98,16 @@ class Lab:
     # -- lab ---------------------------------------------------------------------------------------
 
     def cli(self, *args, check=True, timeout=120):
-        proc = subprocess.run([MSR_LAB, *args], env=lab_env(), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([MSR_LAB, *args], env=lab_env(self.name), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError("msr-lab %s failed (rc %s):\n%s\n%s"
                                  % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
         return proc
 
-    def up(self, replicas=1, options=()):
+    def up(self, replicas=1, options=(), lb_kinds=LB_KINDS):
         """``options``: more `msr-lab up` options (e.g. ("--managers", "2")); the last of a repeated one wins."""
-        self.cli("up", "--subnet", LAB_SUBNET, "--replicas", str(replicas), "--join-seconds", str(JOIN_SECONDS),
-                 "--lb-kind", LB_KINDS, *options, timeout=180)
+        self.cli("up", "--subnet", self.subnet, "--replicas", str(replicas), "--join-seconds", str(JOIN_SECONDS),
+                 "--lb-kind", lb_kinds, *options, timeout=180)
         self.cli("inventory", "-o", str(self.inventory))
         if self.home.exists():
             shutil.rmtree(self.home)
@@ -183,7 +187,7 @@ class Lab:
         return self.vars["msr_mke_password"]
 
     def ssh(self, node, command, timeout=30, check=True):
-        proc = subprocess.run(["ssh", "-F", str(STATE_DIR / "ssh" / "config"), "-o", "BatchMode=yes", node, command],
+        proc = subprocess.run(["ssh", "-F", str(self.state_dir / "ssh" / "config"), "-o", "BatchMode=yes", node, command],
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError("ssh %s %r failed (rc %s): %s" % (node, command, proc.returncode, proc.stderr))

@@ -33,7 +33,14 @@ FAKE = textwrap.dedent("""\
     ours = json.loads(args[len(args) - 1 - args[::-1].index("-e") + 1])
     with open(os.environ["FAKE_ARGV"], "w") as f:
         json.dump(args, f)
-    status = os.environ.get("FAKE_STATUS", "in_sync")
+    if os.environ.get("FAKE_LOG"):
+        with open(os.environ["FAKE_LOG"], "a") as f:
+            f.write(json.dumps(ours) + "\\n")
+    cluster = ours.get("msr_cluster", "")
+    status = os.environ.get("FAKE_STATUS_" + cluster, os.environ.get("FAKE_STATUS", "in_sync"))
+    if os.environ.get("FAKE_HANG") == cluster:
+        import time
+        time.sleep(30)
     if status != "none":
         with open(ours["msr_reconcile_report"], "w") as f:
             json.dump({"status": status, "drift": [{"kind": "version", "message": "m", "fixable": False}]
@@ -42,7 +49,7 @@ FAKE = textwrap.dedent("""\
                        "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.5,
                        "remediated": ours["msr_remediate"]}, f)
     print("PLAY RECAP")
-    sys.exit(int(os.environ.get("FAKE_RC", "0")))
+    sys.exit(int(os.environ.get("FAKE_RC_" + cluster, os.environ.get("FAKE_RC", "0"))))
     """) % sys.executable
 
 
@@ -153,3 +160,72 @@ def test_summary_and_default_lock():
     assert lines[0] == "msr-reconcile: drift (exit 1): status drift, 2 drift(s) found, 1 left, remediated, 3 s, report /r.json"
     assert lines[1] == "  lb_missing: worker1 missing from lb1"
     assert mr.default_lock().endswith(".lock")
+
+
+INVENTORY = textwrap.dedent("""\
+    #!%s
+    # Stands in for ansible-inventory --list --export: the all group's vars from FAKE_INVENTORY_VARS.
+    import json, os, sys
+    assert sys.argv[1:3] == ["--list", "--export"], sys.argv
+    print(json.dumps({"all": {"children": ["ungrouped"], "vars": json.loads(os.environ["FAKE_INVENTORY_VARS"])}}))
+    """) % sys.executable
+
+
+def runs(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
+
+
+def test_each_cluster_runs_in_turn_with_its_own_report_and_the_worst_exit(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("FAKE_STATUS_build", "drift")
+    report = str(tmp_path / "reconcile-{cluster}.json")
+    code, out, err = call(fake, tmp_path, "--cluster", "prod,build", "--cluster", "prod", "--report", report)
+    assert code == mr.EXIT_DRIFT, (out, err)
+    assert [r["msr_cluster"] for r in runs(tmp_path)] == ["prod", "build"]
+    assert len({r["msr_reconcile_report"] for r in runs(tmp_path)}) == 2      # a scratch file each
+    prod = json.loads((tmp_path / "reconcile-prod.json").read_text())
+    build = json.loads((tmp_path / "reconcile-build.json").read_text())
+    assert (prod["cluster"], prod["status"], prod["exit_code"]) == ("prod", "in_sync", 0)
+    assert (build["cluster"], build["status"], build["exit_code"]) == ("build", "drift", 1)
+    lines = out.splitlines()
+    assert lines[0].startswith("msr-reconcile prod: ok (exit 0)") and lines[1].startswith("msr-reconcile build: drift")
+    assert lines[-1] == "msr-reconcile: 2 clusters, exit 1: prod ok, build drift"
+
+
+def test_a_failed_or_hung_cluster_does_not_stop_the_next(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("FAKE_STATUS_prod", "none")          # the playbook died before writing its report
+    monkeypatch.setenv("FAKE_RC_prod", "2")
+    monkeypatch.setenv("FAKE_HANG", "qa")
+    report = str(tmp_path / "r-{cluster}.json")
+    code, out, err = call(fake, tmp_path, "--cluster", "prod,qa,build", "--report", report, "--timeout", "3")
+    assert code == mr.EXIT_ERROR
+    assert [r["msr_cluster"] for r in runs(tmp_path)] == ["prod", "qa", "build"]
+    assert json.loads((tmp_path / "r-build.json").read_text())["status"] == "in_sync"
+    assert not (tmp_path / "r-prod.json").exists() and not (tmp_path / "r-qa.json").exists()
+    assert "msr-reconcile prod: error (exit 2): the playbook wrote no report" in out
+    assert "ran longer than --timeout 3 s" in err
+    assert out.splitlines()[-1] == "msr-reconcile: 3 clusters, exit 2: prod error, qa error, build ok"
+
+
+def test_all_reads_the_clusters_from_the_inventory(fake, tmp_path, monkeypatch):
+    inventory = tmp_path / "ansible-inventory"
+    inventory.write_text(INVENTORY)
+    inventory.chmod(0o755)
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("FAKE_INVENTORY_VARS", json.dumps({"msr_clusters": ["build", "prod"], "msr_version": "2.9"}))
+    code, out, err = call(fake, tmp_path, "--cluster", "all")       # ansible-inventory next to ansible-playbook
+    assert code == 0, (out, err)
+    assert [r["msr_cluster"] for r in runs(tmp_path)] == ["build", "prod"]
+    monkeypatch.setenv("FAKE_INVENTORY_VARS", json.dumps({"msr_version": "2.9"}))
+    code, out, err = call(fake, tmp_path, "--cluster", "all")
+    assert code == mr.EXIT_ERROR and "sets no msr_clusters" in err and len(runs(tmp_path)) == 2
+
+
+def test_several_clusters_need_a_report_name_per_cluster(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    code, out, err = call(fake, tmp_path, "--cluster", "prod,build", "--report", str(tmp_path / "r.json"))
+    assert code == mr.EXIT_ERROR and "--report must hold {cluster}" in err
+    assert not (tmp_path / "log").exists()                 # refused before any playbook ran
+    code, out, err = call(fake, tmp_path, "--cluster", "prod", "--report", str(tmp_path / "r.json"))
+    assert code == 0 and json.loads((tmp_path / "r.json").read_text())["cluster"] == "prod"
