@@ -15,13 +15,14 @@ import signal
 import subprocess
 import time
 
+import docker
 import pytest
 from pools import runtime
 from reliability import assert_kept, record, write_repos
 from test_reconcile import wrapper_argv
 from test_roles import nodes_of, pools, recap_changed
 
-from msrint import BIN, JOIN_SECONDS
+from msrint import BIN, JOIN_SECONDS, STATE_DIR
 from pbutil import settled_pools
 
 pytestmark = pytest.mark.timeout(600)
@@ -109,20 +110,27 @@ CLEANUP_TASK = "Remove the bootstrapper containers that killed runs left"
 
 
 def kill_when_bootstrapper_runs(lab, proc, command, timeout=120):
-    """Kill the controller once a ``command`` bootstrapper container runs on the bootstrap host; returns its name."""
+    """Kill the controller once a ``command`` bootstrapper container runs on the bootstrap host; returns its name.
+
+    Polled on the node's engine socket, not with docker over ssh: an ssh round trip on a loaded machine can take
+    longer than a remove bootstrapper runs."""
+    engine = docker.APIClient(base_url="unix://%s" % (STATE_DIR / "nodes" / BOOTSTRAP_HOST / "run" / "docker.sock"),
+                              version="1.45")
     deadline = time.time() + timeout
     try:
         while True:
-            running = [n for n, s in bootstrappers(lab).items() if s == "running" and n.startswith(
-                "msr-replicas-%s-" % command)]
+            listed = engine.containers(filters={"label": "com.msr.replicas.command=%s" % command, "status": "running"})
+            running = [c["Names"][0].lstrip("/") for c in listed]
+            running = [n for n in running if n.startswith("msr-replicas-%s-" % command)]
             if running:
                 kill_controller(proc)
                 return running[0]
             assert proc.poll() is None, "the run ended (rc %s) before a %s bootstrapper was seen" % (
                 proc.returncode, command)
             assert time.time() < deadline, "no %s bootstrapper within %d s" % (command, timeout)
-            time.sleep(0.1)
+            time.sleep(0.05)
     finally:
+        engine.close()
         if proc.poll() is None:
             kill_controller(proc)
 
