@@ -19,8 +19,9 @@ import yaml
 
 from msr_lab.lb.haproxy import haproxy_servers
 
-from msrint import BIN, LAB_NAME, LAB_SUBNET, Lab
-from test_reconcile import REPORT_KEYS, WRAPPER
+from msrint import LAB_NAME, LAB_SUBNET, Lab
+from test_reconcile import REPORT_KEYS, wrapper_argv
+from test_roles import nodes_of
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -77,10 +78,6 @@ def combined(labs, desired, workdir):
     return path, {"HOME": str(home)}
 
 
-def nodes_of(lab):
-    return sorted(r["node"] for r in lab.replicas().values())
-
-
 def haproxy_pool(lab, lb):
     return sorted({s["name"] for s in haproxy_servers(lab.state_dir, lb) if s["backend"] == "msr_https"})
 
@@ -90,8 +87,7 @@ def state(lab, lbs):
 
 
 def wrapper(lab, inventory, env, *args):
-    proc = subprocess.run([WRAPPER, "--ansible-playbook", str(BIN / "ansible-playbook"), "-i", str(inventory),
-                           "--lock", str(lab.workdir / "clusters.lock"), *args],
+    proc = subprocess.run(wrapper_argv(lab, *args, inventory=inventory),
                           env=lab.ansible_env(**env), capture_output=True, text=True, timeout=600,
                           cwd=str(lab.workdir))
     return proc.returncode, proc.stdout + proc.stderr
