@@ -12,6 +12,8 @@ import atexit
 import datetime
 import ipaddress
 import os
+import select
+import selectors
 import shutil
 import socket
 import ssl
@@ -116,33 +118,57 @@ class TlsToUnix:
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
     def _serve(self, raw):
+        raw.settimeout(30)
         try:
             tls = self.ctx.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):
             raw.close()
             return
         upstream = socket.socket(socket.AF_UNIX)
-        upstream.connect(self.sock_path)
         self.sockets += [tls, upstream]
+        try:
+            upstream.connect(self.sock_path)
+        except OSError:
+            # the engine is gone: the client sees the connection close, not a reply it waits for
+            tls.close()
+            upstream.close()
+            return
         self.relayed += 1
-        threading.Thread(target=self._pump, args=(upstream, tls), daemon=True).start()
-        self._pump(tls, upstream)
+        self._relay(tls, upstream)
 
     @staticmethod
-    def _pump(src, dst):
+    def _relay(tls, upstream):
+        """Both directions in this one thread: an SSL object read in one thread while another writes it
+        can lose a record under load, and the client then waits for a reply that never comes."""
+        tls.setblocking(False)
+        upstream.settimeout(None)
+        sel = selectors.DefaultSelector()
+        sel.register(tls, selectors.EVENT_READ)
+        sel.register(upstream, selectors.EVENT_READ)
         try:
             while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
+                # a record already decrypted waits inside the SSL object, where select cannot see it
+                ready = [tls] if tls.pending() else [key.fileobj for key, _ in sel.select()]
+                for src in ready:
+                    try:
+                        data = src.recv(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        continue
+                    if not data:
+                        return
+                    if src is tls:
+                        upstream.sendall(data)
+                    else:
+                        _send_tls(tls, data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        finally:
+            sel.close()
+            for s in (tls, upstream):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def close(self):
         self.closed = True
@@ -152,6 +178,15 @@ class TlsToUnix:
                 s.close()
             except OSError:
                 pass
+
+
+def _send_tls(tls, data):
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[tls.send(view):]
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            select.select([], [tls], [], 1.0)
 
 
 @pytest.fixture
