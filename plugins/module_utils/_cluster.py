@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
 from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
@@ -32,10 +34,16 @@ def clients_from_params(params):
                     timeout=params["api_timeout"], retries=params["api_retries"])
     ca_pem, insecure = msr_tls(params)
     bound = {"deadline": None}
+    # One client per replica URL for the whole task: a wait that observes the cluster again and again
+    # keeps one connection to each replica instead of a TLS handshake per request.
+    clients = {}
 
     def msr_factory(url):
-        client = MsrClient(url, params["mke_username"], params["mke_password"], ca_pem=ca_pem,
-                           insecure=insecure, timeout=params["api_timeout"], retries=params["api_retries"])
+        client = clients.get(url)
+        if client is None:
+            client = clients[url] = MsrClient(url, params["mke_username"], params["mke_password"], ca_pem=ca_pem,
+                                              insecure=insecure, timeout=params["api_timeout"],
+                                              retries=params["api_retries"])
         client.http.deadline = bound["deadline"]
         return client
 
@@ -71,7 +79,7 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
         c["ports"] = ports.get(c["id"]) or {}
         if node.get("address"):
             urls[c["id"]] = replica_url(node["address"], c["ports"].get("https") or default_https_port)
-    pings = dict((rid, msr_factory(url).ping()) for rid, url in urls.items())
+    pings = ping_all(msr_factory, urls)
 
     sources = [msr_url] if msr_url else []
     # Ask healthy replicas first: cluster_status is "as observed by the replica being queried".
@@ -99,6 +107,17 @@ def observe(mke, msr_factory, msr_url=None, default_https_port=DEFAULT_HTTPS_POR
     if workloads:
         add_workloads(view, mke.all_containers())
     return view
+
+
+def ping_all(msr_factory, urls):
+    """{replica id: ping()} of every replica at once: each waits on its own replica, and a replica that
+    does not answer costs its timeout once, not once more for every replica after it."""
+    clients = dict((rid, msr_factory(url)) for rid, url in urls.items())
+    if len(clients) < 2:
+        return dict((rid, client.ping()) for rid, client in clients.items())
+    with ThreadPoolExecutor(max_workers=min(8, len(clients))) as pool:
+        futures = dict((rid, pool.submit(client.ping)) for rid, client in clients.items())
+        return dict((rid, future.result()) for rid, future in futures.items())
 
 
 def add_workloads(view, containers):

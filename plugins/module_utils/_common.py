@@ -8,14 +8,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import io
 import json
 import socket
 import ssl
 import time
 
-from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import urlsplit
+from ansible.module_utils.six.moves.urllib.request import getproxies, proxy_bypass
 from ansible.module_utils.urls import Request
+
+USER_AGENT = "ansible-httpget"   # what ansible.module_utils.urls sends: servers see one client either way
 
 
 class MsrError(Exception):
@@ -115,6 +122,61 @@ def _is_timeout(exc):
     return isinstance(reason, socket.timeout) or "timed out" in to_native(reason or exc)
 
 
+class KeepAlive:
+    """One persistent HTTP/1.1 connection to a base URL, reused by every request of one HttpClient.
+
+    A task that polls health makes dozens of requests to one API; a TLS handshake for each costs more
+    than the request itself. A connection the server has closed while idle is opened again once."""
+
+    def __init__(self, base_url, context):
+        parts = urlsplit(base_url)
+        self.https = parts.scheme.lower() == "https"
+        self.netloc = parts.netloc
+        self.prefix = parts.path.rstrip("/")
+        self.context = context
+        self.conn = None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def open(self, method, path, data, headers, timeout):
+        """(status, headers, body bytes) of one request; OSError and http_client.HTTPException pass through."""
+        reused = self.conn is not None
+        while True:
+            if self.conn is None:
+                cls = http_client.HTTPSConnection if self.https else http_client.HTTPConnection
+                kwargs = {"context": self.context} if self.https else {}
+                self.conn = cls(self.netloc, timeout=timeout, **kwargs)
+            else:
+                self.conn.timeout = timeout
+                if self.conn.sock is not None:
+                    self.conn.sock.settimeout(timeout)
+            try:
+                self.conn.request(method, self.prefix + path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                body = resp.read()
+            except (http_client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if reused:
+                    reused = False   # the server closed the idle connection: once more on a new one
+                    continue
+                raise
+            except Exception:
+                self.close()
+                raise
+            if resp.will_close:
+                self.close()
+            return resp.status, resp.msg, body
+
+
+def _proxied(base_url):
+    """Whether the environment names a proxy for this URL (https_proxy, no_proxy): then urllib goes."""
+    parts = urlsplit(base_url)
+    return parts.scheme.lower() in getproxies() and not proxy_bypass(parts.hostname or "")
+
+
 class HttpClient:
     """JSON over HTTPS with bounded retries.
 
@@ -137,6 +199,7 @@ class HttpClient:
         self.sleep = sleep
         self.clock = clock
         self.deadline = deadline
+        self.keepalive = None if _proxied(self.base_url) else KeepAlive(self.base_url, self.context)
 
     def _time_left(self, method, path, last, backoff=0):
         """The socket timeout for the next try, after ``backoff`` seconds of sleep; DeadlineError when none is left."""
@@ -172,8 +235,7 @@ class HttpClient:
             if backoff:
                 self.sleep(backoff)
             try:
-                resp = Request().open(timeout=timeout, **kwargs)
-                return self._decode(resp.getcode(), resp.read())
+                return self._decode(*self._open(kwargs, auth, timeout))
             except HTTPError as exc:
                 text = to_text(exc.read() if exc.fp else b"", errors="replace")
                 if exc.code in accept:
@@ -185,8 +247,8 @@ class HttpClient:
                     last = "answered %s %s with HTTP %d: %s" % (method, path, exc.code, _short(text))
                     continue
                 raise MsrError("%s answered %s %s with HTTP %d: %s" % (self.what, method, path, exc.code, _short(text)))
-            except (URLError, socket.error, ssl.SSLError) as exc:
-                reason = getattr(exc, "reason", exc)
+            except (URLError, socket.error, ssl.SSLError, http_client.HTTPException) as exc:
+                reason = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "reason", exc)
                 if isinstance(reason, ssl.SSLCertVerificationError) or isinstance(exc, ssl.SSLCertVerificationError):
                     raise MsrError("TLS verification of %s failed: %s.%s"
                                    % (self.base_url, to_native(getattr(reason, "verify_message", reason)),
@@ -199,6 +261,24 @@ class HttpClient:
             raise DeadlineError("%s at %s: the wait timed out during %s %s; last error: %s"
                                 % (self.what, self.base_url, method, path, last), last=last)
         raise MsrError("%s at %s %s (%d %s)" % (self.what, self.base_url, last, tries, "try" if tries == 1 else "tries"))
+
+    def _open(self, kwargs, auth, timeout):
+        """(status, body) of one try; HTTPError for a status of 400 or more, as urllib raises it."""
+        if self.keepalive is not None:
+            headers = dict(kwargs["headers"], **{"User-Agent": USER_AGENT})
+            if auth:
+                token = base64.b64encode(to_bytes("%s:%s" % auth, errors="surrogate_or_strict"))
+                headers["Authorization"] = "Basic " + to_native(token)
+            data = to_bytes(kwargs["data"]) if kwargs["data"] is not None else None
+            path = kwargs["url"][len(self.base_url):]
+            status, resp_headers, body = self.keepalive.open(kwargs["method"], path, data, headers, timeout)
+            if status >= 400:
+                raise HTTPError(kwargs["url"], status, resp_headers.get("Status", ""), resp_headers, io.BytesIO(body))
+            if not 300 <= status < 400:
+                return status, body
+            # a redirect: urllib follows it (safe methods only), as without keep-alive
+        resp = Request().open(timeout=timeout, **kwargs)
+        return resp.getcode(), resp.read()
 
     @staticmethod
     def _decode(status, raw):

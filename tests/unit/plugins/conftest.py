@@ -83,6 +83,8 @@ class FakeApi:
         self.routes = {}
         self.requests = []
         self.url = None
+        # HTTP/1.1: the handler keeps each connection open after an answer, as MKE and MSR do
+        self.protocol = "HTTP/1.0"
 
     def add(self, method, path, *answers):
         # Several answers are served in order; the last one repeats.
@@ -91,13 +93,18 @@ class FakeApi:
 
 def _handler(api):
     class Handler(BaseHTTPRequestHandler):
+        @property
+        def protocol_version(self):
+            return api.protocol
+
         def log_message(self, *args):
             pass
 
         def _serve(self, method):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            api.requests.append({"method": method, "path": self.path, "headers": dict(self.headers), "body": body})
+            api.requests.append({"method": method, "path": self.path, "headers": dict(self.headers), "body": body,
+                                 "client": self.client_address})
             answers = api.routes.get((method, self.path))
             if not answers:
                 status, payload = 404, {"message": "page not found"}

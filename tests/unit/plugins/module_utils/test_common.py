@@ -95,13 +95,12 @@ def test_no_retry_that_would_start_after_the_deadline(https_api, pki):
 def test_socket_timeout_is_min_of_api_timeout_and_time_left(monkeypatch, pki):
     seen = []
 
-    class FakeRequest:
-        def open(self, **kwargs):
-            seen.append(kwargs["timeout"])
-            clock.now += kwargs["timeout"]
-            raise socket.timeout("timed out")
+    def fake_open(self, method, path, data, headers, timeout):
+        seen.append(timeout)
+        clock.now += timeout
+        raise socket.timeout("timed out")
 
-    monkeypatch.setattr(_common, "Request", FakeRequest)
+    monkeypatch.setattr(_common.KeepAlive, "open", fake_open)
     clock = Clock()
     http = client("https://mke.example.com", pki, clock=clock, timeout=10, retries=3, deadline=clock.now + 13.5)
     with pytest.raises(DeadlineError) as exc:
@@ -120,12 +119,11 @@ def test_socket_timeout_is_min_of_api_timeout_and_time_left(monkeypatch, pki):
 
 
 def test_deadline_passing_during_the_last_try(monkeypatch, pki):
-    class FakeRequest:
-        def open(self, **kwargs):
-            clock.now += kwargs["timeout"]
-            raise socket.timeout("timed out")
+    def fake_open(self, method, path, data, headers, timeout):
+        clock.now += timeout
+        raise socket.timeout("timed out")
 
-    monkeypatch.setattr(_common, "Request", FakeRequest)
+    monkeypatch.setattr(_common.KeepAlive, "open", fake_open)
     clock = Clock()
     http = client("https://mke.example.com", pki, clock=clock, timeout=10, retries=1, deadline=clock.now + 4)
     with pytest.raises(DeadlineError) as exc:
@@ -207,3 +205,52 @@ def test_msr_insecure_tls_warns():
     msg, warnings = check(mke_ca=None, mke_insecure_tls=True, msr_ca=None, msr_insecure_tls=True)
     assert msg is None and len(warnings) == 2
     assert check(msr_insecure_tls=True)[0].startswith("msr_ca and msr_insecure_tls are mutually exclusive")
+
+
+def test_requests_of_one_client_share_one_connection(https_api, pki):
+    https_api.protocol = "HTTP/1.1"
+    https_api.add("GET", "/nodes", (500, {"message": "boom"}), (200, [{"id": "n1"}]))
+    https_api.add("POST", "/auth/login", (200, {"auth_token": "t"}))
+    http = client(https_api.url, pki, sleep=lambda s: None)
+    assert http.request("GET", "/nodes")[1] == [{"id": "n1"}]   # a 500 answered, retried on the same connection
+    assert http.request("POST", "/auth/login", body={"username": "admin"})[1] == {"auth_token": "t"}
+    assert http.request("GET", "/nodes")[0] == 200
+    assert len(https_api.requests) == 4
+    assert len({r["client"] for r in https_api.requests}) == 1
+    assert https_api.requests[2]["body"] == b'{"username": "admin"}'
+    assert https_api.requests[2]["headers"]["Content-Type"] == "application/json"
+
+
+def test_a_connection_the_server_closed_is_opened_again_once(https_api, pki):
+    https_api.protocol = "HTTP/1.1"
+
+    def answer_then_hang_up(handler):
+        handler.close_connection = True   # no "Connection: close": the client learns it on the next request
+        return 200, {"ok": True}
+
+    https_api.add("GET", "/nodes", answer_then_hang_up)
+    http = client(https_api.url, pki, retries=1)
+    assert http.request("GET", "/nodes")[1] == {"ok": True}
+    assert http.request("GET", "/nodes")[1] == {"ok": True}   # one try, yet the dead connection cost none
+    assert len(https_api.requests) == 2
+    assert len({r["client"] for r in https_api.requests}) == 2
+
+
+def test_basic_auth_over_the_kept_connection(https_api, pki):
+    https_api.protocol = "HTTP/1.1"
+    https_api.add("GET", "/api/v0/meta/cluster_status", (200, {}))
+    client(https_api.url, pki).request("GET", "/api/v0/meta/cluster_status", auth=("admin", "s3cr:et"))
+    seen = https_api.requests[0]["headers"]
+    assert seen["Authorization"] == "Basic YWRtaW46czNjcjpldA=="
+    assert seen["User-Agent"] == "ansible-httpget"
+
+
+def test_a_proxy_in_the_environment_goes_through_urllib(monkeypatch, https_api, pki):
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert client("https://mke.example.com", pki).keepalive is None
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    https_api.add("GET", "/nodes", (200, []))
+    http = client(https_api.url, pki)
+    assert http.keepalive is not None and http.request("GET", "/nodes")[0] == 200

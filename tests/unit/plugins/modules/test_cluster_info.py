@@ -260,3 +260,33 @@ def test_module_lists_bootstrappers_once(monkeypatch, capsys, wait):
             cluster_info.main()
     assert json.loads(capsys.readouterr().out)["bootstrappers"] == []
     assert (FakeMke.bootstrappers_asked, FakeMke.service_asked) == (1, 1)
+
+
+def test_replicas_are_pinged_at_once():
+    # Each ping waits at the barrier for the other two: it passes only when all three run together.
+    import threading
+    barrier = threading.Barrier(3, timeout=10)
+
+    class Client:
+        def __init__(self, url):
+            self.url = url
+
+        def ping(self):
+            barrier.wait()
+            return {"status": 200, "healthy": True, "error": "", "url": self.url}
+
+    urls = {"b": "https://10.0.0.2", "a": "https://10.0.0.1", "c": "https://10.0.0.3"}
+    pings = _cluster.ping_all(Client, urls)
+    assert list(pings) == ["b", "a", "c"]
+    assert [p["url"] for p in pings.values()] == [urls["b"], urls["a"], urls["c"]]
+
+
+def test_one_msr_client_per_replica_url():
+    params = {"mke_url": "https://mke.example.com", "mke_username": "admin", "mke_password": "x",
+              "mke_ca": None, "mke_insecure_tls": True, "msr_ca": None, "msr_insecure_tls": True,
+              "api_timeout": 5, "api_retries": 1}
+    _mke, factory = _cluster.clients_from_params(params)
+    first = factory("https://10.0.0.1")
+    assert factory("https://10.0.0.1") is first and factory("https://10.0.0.2") is not first
+    factory.set_deadline(1234.0)
+    assert factory("https://10.0.0.1").http.deadline == 1234.0   # a later wait's deadline reaches it too
