@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import hashlib
 import os
 import socket
@@ -37,6 +38,7 @@ except ImportError:  # reported by the module through _engine.HAS_DOCKER
 
 # The documented file name (msr2.md 1.11), used when dest is a directory. The time is UTC.
 FILE_PATTERN = "dtr-metadata-%s-backup-%s.tar"
+FILE_GLOB = "dtr-metadata-*-backup-*.tar"
 TIME_FORMAT = "%Y%m%d-%H_%M_%S"
 # Check mode cannot know the time the real run will start; a fixed placeholder keeps its output stable.
 TIME_PLACEHOLDER = "YYYYmmdd-HH_MM_SS"
@@ -52,26 +54,62 @@ def choose_replica(view, wanted=None):
     return [r for r in view["replicas"] if r["id"] == member["replica_id"]][0], None
 
 
-def destination(dest):
-    """(kind, None) with kind "dir" or "file" for an absolute ``dest``, or (None, why it cannot be written)."""
+def destination(dest, create_dir=False):
+    """(kind, why, missing) for an absolute ``dest``: kind "dir" or "file", or None with why it cannot be
+    written; ``missing`` the directory that create_dir would make (None when it exists)."""
     if not os.path.isabs(dest):
-        return None, "dest must be an absolute path, got '%s'" % dest
+        return None, "dest must be an absolute path, got '%s'" % dest, None
     if os.path.isdir(dest):
-        return "dir", _writable(dest)
-    if dest.endswith("/"):
-        return None, "dest %s is meant as a directory, which does not exist" % dest
-    parent = os.path.dirname(dest)
-    if not os.path.isdir(parent):
-        return None, "the directory of dest, %s, does not exist" % parent
+        return "dir", _writable(dest), None
+    kind, directory = ("dir", dest.rstrip("/") or "/") if dest.endswith("/") else ("file", os.path.dirname(dest))
+    if not os.path.isdir(directory):
+        if not create_dir:
+            if kind == "dir":
+                return None, "dest %s is meant as a directory, which does not exist" % dest, None
+            return None, "the directory of dest, %s, does not exist" % directory, None
+        return kind, _creatable(directory), directory
     if os.path.lexists(dest) and not os.path.isfile(dest):
-        return None, "dest %s exists and is not a regular file" % dest
-    return "file", _writable(parent)
+        return None, "dest %s exists and is not a regular file" % dest, None
+    return kind, _writable(directory), None
 
 
 def _writable(directory):
     if not os.access(directory, os.W_OK | os.X_OK):
         return "the directory %s is not writable by this user" % directory
     return None
+
+
+def _creatable(directory):
+    """Why create_dir could not make ``directory``, or None: its nearest existing ancestor decides."""
+    ancestor = directory
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        return "cannot create the directory %s: %s is not a directory" % (directory, ancestor)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return "cannot create the directory %s: %s is not writable by this user" % (directory, ancestor)
+    return None
+
+
+def backups_in(directory):
+    """The backup files in ``directory`` (the documented name), newest first (mtime, then name)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if fnmatch.fnmatchcase(name, FILE_GLOB) and os.path.isfile(path) and not os.path.islink(path):
+            found.append((os.path.getmtime(path), name, path))
+    return [path for _mtime, _name, path in sorted(found, reverse=True)]
+
+
+def beyond_keep(directory, keep, new_path=None):
+    """The backups a rotation to the newest ``keep`` removes; ``new_path`` is the backup this run makes
+    (in check mode it does not exist yet, and still counts as the newest)."""
+    existing = [path for path in backups_in(directory) if path != new_path]
+    return existing[max(0, keep - 1):] if new_path else existing[keep:]
 
 
 def file_name(version, when):
@@ -325,16 +363,18 @@ class BackupManager:
         self.runner_factory = runner_factory
         self.clock = clock
         self.result = {"changed": False, "path": None, "size": None, "sha256": None, "replica_id": None,
-                       "version": None}
+                       "version": None, "created_dir": None, "removed": []}
 
     def fail(self, msg):
         self.module.fail_json(msg=msg, **self.result)
 
     def apply(self):
         p = self.p
-        kind, why = destination(p["dest"])
+        kind, why, missing = destination(p["dest"], p["create_dir"])
         if why:
             self.fail(why)
+        if p["keep"] is not None and kind != "dir":
+            self.fail("keep applies only when dest is a directory (ends with /), got the file %s" % p["dest"])
         if kind == "file" and os.path.exists(p["dest"]) and not p["force"]:
             # Nothing is read from the cluster: there is nothing to do, whatever its state.
             size, sha = file_digest(p["dest"])
@@ -360,30 +400,51 @@ class BackupManager:
         if os.path.isfile(path):
             before.update(state="file", sha256=file_digest(path)[1])
         cmd = boot.redacted_cmd(p["image"], version, argv, env, p["docker_host"], no_engine_log=True)
-        self.result.update(changed=True, path=path, cmd=cmd)
+        self.result.update(changed=True, path=path, cmd=cmd, created_dir=missing, removed=[])
         if self.module.check_mode:
+            if p["keep"] is not None:
+                self.result["removed"] = beyond_keep(os.path.dirname(path), p["keep"], path)
             self._diff(before, {"path": path, "state": "file", "sha256": None})
             self.module.exit_json(**self.result)
         if not engine.HAS_DOCKER:
             self.module.fail_json(msg=missing_required_lib("docker"), exception=engine.DOCKER_IMPORT_ERROR)
+        if missing:
+            try:
+                # 0700 from the start: the backups hold MSR's private keys
+                os.makedirs(missing, 0o700)
+                os.chmod(missing, 0o700)
+            except OSError as exc:
+                self.result.update(changed=False, created_dir=None)
+                self.fail("cannot create the directory %s: %s" % (missing, exc))
         runner = self.runner_factory()
         try:
             outcome = run_backup(runner, p["image"], version, argv, env, path,
                                  "msr-replicas-backup-%s" % boot.new_replica_id())
         except MsrError as exc:
             self._unremoved(runner)
-            self.result["changed"] = False
+            self.result["changed"] = bool(missing)   # the directory it made stays
             self.fail(str(exc))
         self._unremoved(runner)
         self.result.update(phases=outcome.parser.phases, bootstrapper_warnings=outcome.parser.warnings,
                            log=outcome.parser.lines, cmd=outcome.cmd)
         if outcome.error:
-            self.result["changed"] = False
+            self.result["changed"] = bool(missing)   # the directory it made stays
             self.fail("backup from replica %s failed: %s; %s was not written"
                       % (replica["id"], outcome.error, path))
         self.result.update(size=outcome.size, sha256=outcome.sha256)
         self._diff(before, {"path": path, "state": "file", "sha256": outcome.sha256})
+        if p["keep"] is not None:
+            self._rotate(os.path.dirname(path), path)
         self.module.exit_json(**self.result)
+
+    def _rotate(self, directory, path):
+        for old in beyond_keep(directory, self.p["keep"], path):
+            try:
+                os.remove(old)
+            except OSError as exc:
+                self.fail("backup %s is complete, but the older backup %s could not be removed: %s"
+                          % (path, old, exc))
+            self.result["removed"].append(old)
 
     def _diff(self, before, after):
         if self.module._diff:
@@ -428,3 +489,5 @@ def validate(module):
                              "travels to the engine in the container environment)" % p["docker_host"])
     if p["bootstrap_timeout"] < 1:
         module.fail_json(msg="bootstrap_timeout must be 1 or more")
+    if p["keep"] is not None and p["keep"] < 1:
+        module.fail_json(msg="keep must be 1 or more, got %d (the new backup is one of them)" % p["keep"])

@@ -60,6 +60,7 @@ attributes:
     details:
       - A backup is a new artifact every time, so the module reports C(changed) on every run.
       - With O(force=false) and an existing O(dest) file it takes no backup and reports no change.
+      - With O(keep), a second run leaves the same number of backups (the oldest one goes).
 options:
   dest:
     description:
@@ -67,9 +68,25 @@ options:
         (unless O(force=false)); the directory must exist.
       - When O(dest) is an existing directory, or ends with C(/), the file is created in it under the
         documented name C(dtr-metadata-<version>-backup-<YYYYmmdd-HH_MM_SS>.tar) (the time in UTC), a new
-        file on every run. Removing old backups is up to the caller.
+        file on every run. O(keep) removes the old ones.
     type: path
     required: true
+  create_dir:
+    description:
+      - Create the directory that holds the backup (O(dest) when it ends with C(/), else its parent) with
+        its missing parents, mode V(0700) (the backups hold MSR's private keys), when it does not exist.
+      - It is created only once the cluster has passed every check, just before the bootstrapper runs; check
+        mode creates nothing and reports it in RV(created_dir).
+    type: bool
+    default: false
+  keep:
+    description:
+      - After a successful backup into a directory O(dest), remove the oldest files of the documented name
+        in it (by modification time) so that the newest O(keep) remain, the new backup included. Other
+        files are never touched.
+      - Nothing is removed when the backup fails. Check mode lists what it would remove in RV(removed).
+      - Default is to remove nothing. Only with a directory O(dest); at least V(1).
+    type: int
   replica_id:
     description:
       - The replica to back up from (C(--existing-replica-id)); it must be a healthy member of the cluster.
@@ -139,6 +156,16 @@ EXAMPLES = r"""
 - name: One new file per run, under the documented name, in a directory
   msr.replicas.backup:
     dest: /srv/backups/msr/
+    mke_url: https://mke.example.com
+    mke_password: "{{ vault_mke_password }}"
+    mke_ca: "{{ lookup('ansible.builtin.file', 'mke-ca.pem') }}"
+    msr_ca: "{{ lookup('ansible.builtin.file', 'msr-ca.pem') }}"
+
+- name: Nightly, into a directory made on the first run, keeping the newest seven
+  msr.replicas.backup:
+    dest: /srv/backups/msr/
+    create_dir: true
+    keep: 7
     mke_url: https://mke.example.com
     mke_password: "{{ vault_mke_password }}"
     mke_ca: "{{ lookup('ansible.builtin.file', 'mke-ca.pem') }}"
@@ -218,6 +245,17 @@ log:
   returned: when the bootstrapper ran
   type: list
   elements: str
+created_dir:
+  description: The directory O(create_dir) created (in check mode, would create); null when it existed.
+  returned: always
+  type: str
+  sample: /srv/backups/msr
+removed:
+  description: The older backups O(keep) removed (in check mode, would remove), oldest last.
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/backups/msr/dtr-metadata-2.9.16-backup-20250201-02_00_00.tar]
 msg:
   description: Why nothing was done, when O(force=false) kept an existing file.
   returned: when O(force=false) kept an existing file
@@ -249,6 +287,8 @@ def argument_spec():
         docker_host=dict(type="str", default=boot.DEFAULT_DOCKER_HOST),
         debug=dict(type="bool", default=False),
         bootstrap_timeout=dict(type="int", default=1800),
+        create_dir=dict(type="bool", default=False),
+        keep=dict(type="int"),
     )
     return spec
 

@@ -192,6 +192,73 @@ def test_directory_dest_uses_the_documented_name(run, fakes, tmp_path):
     assert os.listdir(str(tmp_path)) == [name]
 
 
+def test_create_dir_makes_a_private_directory_only_for_real(run, fakes, tmp_path):
+    cluster = three(fakes)
+    dest = tmp_path / "msr" / "nightly"
+    predicted = run(cluster, check=True, dest=str(dest) + "/", create_dir=True)
+    assert predicted["changed"] is True and predicted["created_dir"] == str(dest)
+    assert predicted["path"] == str(dest / "dtr-metadata-2.9.16-backup-YYYYmmdd-HH_MM_SS.tar")
+    assert not (tmp_path / "msr").exists()
+    done = run(cluster, dest=str(dest) + "/", create_dir=True)
+    assert done["changed"] is True and done["created_dir"] == str(dest)
+    assert stat.S_IMODE(os.stat(str(dest)).st_mode) == 0o700
+    assert os.listdir(str(dest)) == [os.path.basename(done["path"])]
+    again = run(cluster, dest=str(dest) + "/", create_dir=True)
+    assert again["changed"] is True and again["created_dir"] is None   # there now: nothing to create
+
+
+def test_create_dir_refused_and_nothing_made_when_the_cluster_refuses(run, fakes, tmp_path):
+    cluster = degraded(fakes, "quorum")
+    dest = tmp_path / "new"
+    for check in (True, False):
+        r = run(cluster, check=check, dest=str(dest) + "/", create_dir=True)
+        assert r["failed"] is True and r["msg"].startswith("refusing to back up: only 1 of 3")
+    assert not dest.exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = run(three(fakes), dest=str(blocker / "sub") + "/", create_dir=True)
+    assert r["failed"] is True and r["msg"] == ("cannot create the directory %s: %s is not a directory"
+                                                % (blocker / "sub", blocker))
+
+
+def test_keep_removes_the_oldest_backups_and_nothing_else(run, fakes, tmp_path):
+    cluster = three(fakes)
+    old = []
+    for day in range(1, 5):
+        path = tmp_path / ("dtr-metadata-2.9.16-backup-2026110%d-02_00_00.tar" % day)
+        path.write_bytes(b"old")
+        os.utime(str(path), (1000000 * day, 1000000 * day))
+        old.append(str(path))
+    (tmp_path / "notes.txt").write_text("not a backup")
+    (tmp_path / "dtr-metadata-2.9.16-backup-x.tar.gz").write_text("not the documented name")
+    predicted = run(cluster, check=True, dest=str(tmp_path) + "/", keep=3)
+    assert predicted["removed"] == [old[1], old[0]]
+    assert all(os.path.exists(p) for p in old)
+    done = run(cluster, dest=str(tmp_path) + "/", keep=3)
+    assert done["changed"] is True and done["removed"] == predicted["removed"]
+    left = sorted(os.listdir(str(tmp_path)))
+    assert left == sorted([os.path.basename(done["path"]), os.path.basename(old[3]), os.path.basename(old[2]),
+                           "notes.txt", "dtr-metadata-2.9.16-backup-x.tar.gz"])
+
+
+def test_keep_removes_nothing_when_the_backup_fails(run, fakes, tmp_path):
+    for day in (1, 2):
+        (tmp_path / ("dtr-metadata-2.9.16-backup-2026110%d-02_00_00.tar" % day)).write_bytes(b"old")
+    api = FakeApi(members_of(three(fakes)), behaviour="crash")
+    r = run(three(fakes), api=api, dest=str(tmp_path) + "/", keep=1)
+    assert r["failed"] is True and r["removed"] == [] and len(os.listdir(str(tmp_path))) == 2
+
+
+@pytest.mark.parametrize("args, msg", [
+    ({"keep": 0}, "keep must be 1 or more, got 0 (the new backup is one of them)"),
+    ({"keep": 2, "dest": "/tmp/b.tar"}, "keep applies only when dest is a directory (ends with /), got the file "
+                                        "/tmp/b.tar"),
+])
+def test_bad_keep(run, fakes, tmp_path, args, msg):
+    r = run(three(fakes), **dict({"dest": str(tmp_path) + "/"}, **args))
+    assert r["failed"] is True and r["msg"] == msg and r["_api"].calls == []
+
+
 def test_force_false_keeps_an_existing_file_without_reading_the_cluster(run, fakes, tmp_path):
     cluster = three(fakes)
     dest = tmp_path / "b.tar"
