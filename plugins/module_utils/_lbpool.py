@@ -127,7 +127,7 @@ class PoolRun:
         runtime_diff = extra.pop("runtime_diff", [])
         out = dict(pool=_lbconf.pool_of(servers, self.backends, names), added=plan["added"],
                    removed=plan["removed"], updated=plan["updated"], config=self.file.path, drained={},
-                   reloaded=False, runtime=[], set_ready=[])
+                   reloaded=False, runtime=[], set_ready=[], up={})
         out.update(extra)
         out["diff"] = [{"before_header": self.file.path, "after_header": self.file.path, "before": text,
                         "after": new_text}] + runtime_diff
@@ -171,6 +171,7 @@ class PoolRun:
                         self.file.replace(tmp)
                         tmp = None
                     old_pid = rt.pid()
+                    reloaded_at = time.monotonic()
                     argv = self.reload(text)
                 except (_haproxy.HaproxyError, LbError, OSError):
                     self.restore(rt, before)
@@ -183,7 +184,8 @@ class PoolRun:
                     rt.set_state(b, n, "ready")
                 extra["set_ready"] = sorted(set(extra["set_ready"]) | {n for _b, n in again})
                 # Only this module's members: a server someone else wrote into the file is not its to wait for.
-                self.wait_up(rt, [(b, n) for b, n in _haproxy.arrivals(expected, live) if n in keep])
+                extra["up"] = self.wait_up(rt, [(b, n) for b, n in _haproxy.arrivals(expected, live) if n in keep],
+                                           reloaded_at)
         finally:
             if tmp:
                 os.unlink(tmp)
@@ -286,22 +288,30 @@ class PoolRun:
                                             "; ".join(problem)))
             time.sleep(0.2)
 
-    def wait_up(self, rt, arrivals):
+    def wait_up(self, rt, arrivals, since):
+        """{server: {waited, state: UP}} once every arrival is UP in each of its backends; ``waited`` counts
+        from the reload (``since``, monotonic): HAProxy's first check of a new server comes up to one
+        ``inter`` after it, and ``rise`` checks make it UP."""
         timeout = self.p["up_timeout"]
         if not arrivals or not timeout:
-            return
+            return {}
         deadline = time.monotonic() + timeout
+        out = {}
         while True:
             servers = rt.servers()
             pending = [(b, n) for b, n in arrivals
                        if not (servers[b].get(n) and servers[b][n]["operational"] == "UP" and servers[b][n]["checked"])]
+            waited = round(time.monotonic() - since, 1)
+            for _b, n in arrivals:
+                if n not in out and n not in [p for _pb, p in pending]:
+                    out[n] = {"waited": waited, "state": "UP"}
             if not pending:
-                return
+                return out
             if time.monotonic() > deadline:
                 raise LbError("%s: %s not UP within up_timeout %d s; they are in %s and HAProxy runs with them"
                               % (self.host, ", ".join("%s/%s (%s)" % (b, n, servers[b].get(n, {}).get(
                                   "operational", "missing")) for b, n in pending), timeout, self.file.path))
-            time.sleep(0.5)
+            time.sleep(0.2)   # a cheap read of the admin socket; HAProxy's checks are seconds apart
 
     # ------------------------------------------------------------ NGINX
 

@@ -231,6 +231,14 @@ drained:
   returned: success
   type: dict
   sample: {worker2: {sessions: 0, waited: 1.5, state: drained}}
+up:
+  description:
+    - HAProxy servers added by the reload, once each is UP in every backend - the seconds from the reload
+      (HAProxy's first check of a new server comes up to one C(inter) after it; C(rise) checks make it
+      UP) and V(UP). Empty in check mode, for NGINX, and with O(up_timeout=0).
+  returned: success
+  type: dict
+  sample: {worker4: {waited: 3.4, state: UP}}
 reloaded:
   description: Whether the LB was (check mode - would be) reloaded.
   returned: success

@@ -32,6 +32,7 @@ class CallbackModule(CallbackBase):
         self.started = time.time()
         self.current = None
         self.rows = []
+        self.up_waits = []   # lb_pool's "up": the seconds from its reload until the new servers were UP
 
     def _mark(self, name):
         now = time.time()
@@ -45,9 +46,21 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_handler_task_start(self, task):
         self._mark(task.get_name())
 
+    def _up(self, result):
+        up = result._result.get("up")
+        if isinstance(up, dict) and up:
+            self.up_waits.append(max(float(v.get("waited", 0)) for v in up.values()))
+
+    def v2_runner_on_ok(self, result):
+        self._up(result)
+
+    def v2_runner_item_on_ok(self, result):
+        self._up(result)
+
     def v2_playbook_on_stats(self, stats):
         self._mark(None)
         path = os.environ.get("BENCH_TIMER_FILE")
         if path:
             with open(path, "w", encoding="utf-8") as fh:
-                json.dump({"since_start": round(time.time() - self.started, 3), "tasks": self.rows}, fh)
+                json.dump({"since_start": round(time.time() - self.started, 3), "tasks": self.rows,
+                           "up_waits": self.up_waits}, fh)

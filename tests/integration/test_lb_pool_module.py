@@ -117,6 +117,7 @@ def test_haproxy_add_check_mode_apply_idempotent_and_persisted(lab3):
 
     state, r = run_pool(lab, "lb1", check=True, **add)
     assert state == "ok" and r["changed"] is True and r["added"] == ["worker3"] and r["reloaded"] is True
+    assert r["up"] == {}   # nothing waited for in check mode
     line = DEFAULT_LINE % ("worker3", lab.hosts["worker3"], 80)
     assert line in r["diff"][0]["after"] and line not in r["diff"][0]["before"]
     assert config("lb1") == before and labhap.haproxy_pid(STATE_DIR, "lb1") == pid
@@ -126,6 +127,9 @@ def test_haproxy_add_check_mode_apply_idempotent_and_persisted(lab3):
     assert state == "ok" and r["changed"] is True and r["added"] == ["worker3"] and r["reloaded"] is True
     # the module waited for worker3 to pass its health check: it is UP now, in both backends
     assert status()[("msr_http", "worker3")] == "UP" and status()[("msr_https", "worker3")] == "UP"
+    # the seconds from the reload until HAProxy's checks made it UP in both backends
+    assert list(r["up"]) == ["worker3"] and r["up"]["worker3"]["state"] == "UP", r["up"]
+    assert 0 < r["up"]["worker3"]["waited"] <= 30, r["up"]
     after = config("lb1")
     assert line in after and DEFAULT_LINE % ("worker3", lab.hosts["worker3"], 443) in after
     assert after == r["diff"][0]["after"] and labhap.haproxy_pid(STATE_DIR, "lb1") != pid
