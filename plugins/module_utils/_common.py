@@ -20,7 +20,6 @@ from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 from ansible.module_utils.six.moves.urllib.request import getproxies, proxy_bypass
-from ansible.module_utils.urls import Request
 
 USER_AGENT = "ansible-httpget"   # what ansible.module_utils.urls sends: servers see one client either way
 
@@ -277,6 +276,8 @@ class HttpClient:
             if not 300 <= status < 400:
                 return status, body
             # a redirect: urllib follows it (safe methods only), as without keep-alive
+        # Imported here: it is three quarters of this module's import time, and most runs never need it.
+        from ansible.module_utils.urls import Request
         resp = Request().open(timeout=timeout, **kwargs)
         return resp.getcode(), resp.read()
 

@@ -249,7 +249,10 @@ def test_a_proxy_in_the_environment_goes_through_urllib(monkeypatch, https_api, 
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    assert client("https://mke.example.com", pki).keepalive is None
+    proxied = client("https://mke.example.com", pki, retries=1)
+    assert proxied.keepalive is None
+    with pytest.raises(MsrError, match=r"could not be reached for GET /nodes: .*Connection refused"):
+        proxied.request("GET", "/nodes")   # through urllib, to the proxy, which is not there
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     https_api.add("GET", "/nodes", (200, []))
     http = client(https_api.url, pki)
