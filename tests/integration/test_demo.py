@@ -57,3 +57,6 @@ def test_demo_does_what_the_readme_says(lab):
     finally:
         subprocess.run([str(ROOT / ".venv" / "bin" / "msr-lab"), "down"], env=lab_env(), capture_output=True,
                        timeout=120)
+        # The session's lab is up for every test, as the fixture leaves it: a test after this one that
+        # reads the lab without lab.fresh() (the TLS relay to manager1's engine) would find no engine socket.
+        lab.up(replicas=1)
