@@ -280,8 +280,11 @@ def _unhealthy_before_join(lab):
         assert msg.endswith("Remove unhealthy or ghost replicas first, or set unsafe_join: true "
                             "(risks split brain and data loss)"), msg
     else:
-        assert "This DTR has replicas that are not working correctly" in msg, msg
-        assert "Unhealthy replicas: %s;" % stopped in msg and msg.endswith("The join left nothing behind."), msg
+        # the bootstrapper names it as an unhealthy replica, or as the unhealthy --existing-replica-id
+        assert ("Unhealthy replicas: %s;" % stopped in msg
+                or "The replica %s given with --existing-replica-id is not healthy" % stopped in msg), msg
+        assert "Rethink replica is currently in state: disconnected" in msg, msg
+        assert msg.endswith("The join left nothing behind."), msg
     now = lab.replicas()
     assert {k: v["node"] for k, v in now.items()} == {k: v["node"] for k, v in s.before.items()}, now
     assert lab.containers("worker5") == []
