@@ -105,11 +105,11 @@ def backups_in(directory):
     return [path for _mtime, _name, path in sorted(found, reverse=True)]
 
 
-def beyond_keep(directory, keep, new_path=None):
+def beyond_keep(directory, keep, new_path):
     """The backups a rotation to the newest ``keep`` removes; ``new_path`` is the backup this run makes
     (in check mode it does not exist yet, and still counts as the newest)."""
     existing = [path for path in backups_in(directory) if path != new_path]
-    return existing[max(0, keep - 1):] if new_path else existing[keep:]
+    return existing[keep - 1:]
 
 
 def file_name(version, when):

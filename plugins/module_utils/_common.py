@@ -234,7 +234,7 @@ class HttpClient:
             if backoff:
                 self.sleep(backoff)
             try:
-                return self._decode(*self._open(kwargs, auth, timeout))
+                return self._decode(*self._open(kwargs, path, auth, timeout))
             except HTTPError as exc:
                 text = to_text(exc.read() if exc.fp else b"", errors="replace")
                 if exc.code in accept:
@@ -261,7 +261,7 @@ class HttpClient:
                                 % (self.what, self.base_url, method, path, last), last=last)
         raise MsrError("%s at %s %s (%d %s)" % (self.what, self.base_url, last, tries, "try" if tries == 1 else "tries"))
 
-    def _open(self, kwargs, auth, timeout):
+    def _open(self, kwargs, path, auth, timeout):
         """(status, body) of one try; HTTPError for a status of 400 or more, as urllib raises it."""
         if self.keepalive is not None:
             headers = dict(kwargs["headers"], **{"User-Agent": USER_AGENT})
@@ -269,7 +269,6 @@ class HttpClient:
                 token = base64.b64encode(to_bytes("%s:%s" % auth, errors="surrogate_or_strict"))
                 headers["Authorization"] = "Basic " + to_native(token)
             data = to_bytes(kwargs["data"]) if kwargs["data"] is not None else None
-            path = kwargs["url"][len(self.base_url):]
             status, resp_headers, body = self.keepalive.open(kwargs["method"], path, data, headers, timeout)
             if status >= 400:
                 raise HTTPError(kwargs["url"], status, resp_headers.get("Status", ""), resp_headers, io.BytesIO(body))

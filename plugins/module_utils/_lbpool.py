@@ -301,9 +301,9 @@ class PoolRun:
             servers = rt.servers()
             pending = [(b, n) for b, n in arrivals
                        if not (servers[b].get(n) and servers[b][n]["operational"] == "UP" and servers[b][n]["checked"])]
-            waited = round(time.monotonic() - since, 1)
+            waited, waiting = round(time.monotonic() - since, 1), {n for _b, n in pending}
             for _b, n in arrivals:
-                if n not in out and n not in [p for _pb, p in pending]:
+                if n not in out and n not in waiting:
                     out[n] = {"waited": waited, "state": "UP"}
             if not pending:
                 return out
