@@ -116,12 +116,12 @@ def test_haproxy_runs_under_the_debian_init_script(lab, haproxy_lb, backends):
     backends['n2'].clear()
     try:
         # each backend checks on its own schedule, so one can be a check behind the other
-        wait_for(lambda: {statuses(lab)[(b, 'n2')] for b in ('msr_http', 'msr_https')} == {'DOWN'}, 6,
+        wait_for(lambda: {statuses(lab)[(b, 'n2')] for b in ('msr_http', 'msr_https')} == {'DOWN'}, 10,
                  'n2 DOWN in both backends')
         assert seen_through_lb() == {'hello from n1'}
     finally:
         backends['n2'].set()
-    wait_for(lambda: statuses(lab) == all_up, 6, 'n2 UP again in both backends')
+    wait_for(lambda: statuses(lab) == all_up, 10, 'n2 UP again in both backends')
 
 
 def test_haproxy_reload_is_seamless_and_forgets_runtime_changes(lab, haproxy_lb):
