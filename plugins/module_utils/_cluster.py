@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
@@ -291,6 +292,30 @@ def find_replica(view, rid):
         if r["id"] == rid:
             return r
     return None
+
+
+_EXITED = re.compile(r"^Exited \((\d+)\)")
+
+
+def unsettled(view, finished):
+    """Why the changes of ``finished`` (bootstrapper containers this read waited for, as listed once they
+    ended) are not done yet; [] once they are. A join or install ends before its replica reports healthy, and
+    a remove before its replica leaves cluster_status: the run that started it would have waited for that too.
+    Only this collection's containers (msr-replicas-<command>-<replica id>) that exited 0 are waited for: a
+    failed command, or a replica its join left partial, is the plan's to deal with."""
+    why = []
+    for b in finished:
+        name, command = b.get("name") or "", b.get("command")
+        exited = _EXITED.match(b.get("status") or "")
+        prefix = "msr-replicas-%s-" % command
+        if b.get("running") or not exited or exited.group(1) != "0" or not name.startswith(prefix):
+            continue
+        r = find_replica(view, name[len(prefix):])
+        if command in ("join", "install") and r is not None and not r["healthy"]:
+            why.append("replica %s, joined by %s, is %s" % (r["id"], name, r["state"]))
+        elif command == "remove" and r is not None and r["in_cluster_status"]:
+            why.append("replica %s, removed by %s, is still in cluster_status" % (r["id"], name))
+    return why
 
 
 def public_view(view):

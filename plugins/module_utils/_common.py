@@ -296,3 +296,10 @@ def _seconds(value):
 def _short(text, limit=300):
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def poll_pause(reads, first, longest):
+    """The pause after the ``reads``-th read of a wait: ``first``, doubling up to ``longest``. A wait that
+    ends soon (the new replica's health report is due within seconds) ends soon after, and a long one
+    still reads the cluster only every ``longest`` seconds."""
+    return min(longest, first * (2 ** max(reads - 1, 0)))

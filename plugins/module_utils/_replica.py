@@ -20,7 +20,12 @@ from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper 
 from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._cleanup import cleanup_join
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica, replica_on_node
-from ansible_collections.msr.replicas.plugins.module_utils._common import DeadlineError, MsrError, check_connection_params
+from ansible_collections.msr.replicas.plugins.module_utils._common import (
+    DeadlineError,
+    MsrError,
+    check_connection_params,
+    poll_pause,
+)
 from ansible_collections.msr.replicas.plugins.module_utils._engine import tls_from_params, validate_docker_params
 from ansible_collections.msr.replicas.plugins.module_utils._mke import split_name
 from ansible_collections.msr.replicas.plugins.module_utils._topology import (
@@ -36,13 +41,6 @@ from ansible_collections.msr.replicas.plugins.module_utils._topology import (
 
 # Check mode cannot know the ID a real run generates; this stands in for it, the same on every run.
 NEW_ID = "<new replica id>"
-
-
-def poll_pause(reads, first, longest):
-    """The pause after the ``reads``-th read of a wait: ``first``, doubling up to ``longest``. A wait that
-    ends soon (the new replica's health report is due within seconds) ends soon after, and a long one
-    still reads the cluster only every ``longest`` seconds."""
-    return min(longest, first * (2 ** max(reads - 1, 0)))
 
 
 class ReplicaManager:

@@ -44,6 +44,10 @@ options:
         (label C(com.msr.replicas.command)) still runs, e.g. the join of a run whose controller was killed (the
         container goes on until its command ends). V(0) does not wait. The read that follows reports what is
         still running in RV(bootstrappers) (and an issue), whatever the wait.
+      - Within the same seconds, a join or install such a container ended (exit status 0) is then waited for until
+        its replica reports healthy, and a remove until its replica has left C(cluster_status), as the run that
+        started it would have waited. So the plan does not take a replica that just joined, not yet healthy, for a
+        failed one.
     type: int
     default: 0
 notes:
@@ -275,26 +279,52 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.msr.replicas.plugins.module_utils._cluster import clients_from_params, observe, public_view
+from ansible_collections.msr.replicas.plugins.module_utils._cluster import (
+    clients_from_params,
+    observe,
+    public_view,
+    unsettled,
+)
 from ansible_collections.msr.replicas.plugins.module_utils._common import (
     MsrError,
     check_connection_params,
     connection_argument_spec,
+    poll_pause,
 )
 
 
 def wait_bootstrappers(mke, seconds, interval=2):
-    """Until no bootstrapper of this collection runs, at most ``seconds``: the last listing read (None when
-    ``seconds`` is 0), which the observation then uses instead of asking again."""
+    """Until no bootstrapper of this collection runs, at most ``seconds``: (the last listing read, None when
+    ``seconds`` is 0, which the observation then uses instead of asking again; the names of those seen
+    running)."""
     deadline = time.time() + max(seconds or 0, 0)
-    found = None
+    found, seen = None, set()
     while time.time() < deadline:
         found = mke.bootstrappers()
+        seen.update(b["name"] for b in found if b["running"])
         if not any(b["running"] for b in found):
             break
         time.sleep(min(interval, max(deadline - time.time(), 0)))
         found = None
-    return found
+    return found, seen
+
+
+def read(params, mke, msr_factory, pause=0.5, longest=5):
+    """The cluster once the bootstrappers that ran are done (wait_bootstrappers), and their replicas have
+    settled (unsettled), both within params["wait_bootstrappers"] seconds."""
+    deadline = time.time() + max(params["wait_bootstrappers"] or 0, 0)
+    found, seen = wait_bootstrappers(mke, params["wait_bootstrappers"])
+    reads = 0
+    while True:
+        view = observe(mke, msr_factory, msr_url=params["msr_url"], mke_config=True,
+                       workloads=params["workloads"], bootstrappers=found)
+        finished = [b for b in view["bootstrappers"] if b["name"] in seen]
+        left = deadline - time.time()
+        if not seen or left <= 0 or not unsettled(view, finished):
+            return view
+        reads += 1
+        time.sleep(min(poll_pause(reads, pause, longest), left))
+        found = None
 
 
 def argument_spec():
@@ -309,9 +339,7 @@ def run(module):
     check_connection_params(module)
     try:
         mke, msr_factory = clients_from_params(module.params)
-        seen = wait_bootstrappers(mke, module.params["wait_bootstrappers"])
-        view = observe(mke, msr_factory, msr_url=module.params["msr_url"], mke_config=True,
-                       workloads=module.params["workloads"], bootstrappers=seen)
+        view = read(module.params, mke, msr_factory)
     except MsrError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **public_view(view))

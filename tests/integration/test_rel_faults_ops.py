@@ -135,6 +135,13 @@ def kill_when_bootstrapper_runs(lab, proc, command, timeout=120):
             kill_controller(proc)
 
 
+def killed_program(lab, name):
+    """The lab's record of the killed run's bootstrapper (events.log), for a failure message."""
+    rid = name.rsplit("-", 1)[1]
+    lines = (STATE_DIR / "events.log").read_text().splitlines() if (STATE_DIR / "events.log").exists() else []
+    return [line for line in lines if rid in line][-5:]
+
+
 def plant_leftover(lab, command):
     """An exited bootstrapper container on the bootstrap host, as a run killed after its start leaves it."""
     name = "msr-replicas-%s-0123456789ab" % command
@@ -292,7 +299,8 @@ def test_controller_killed_mid_join_and_mid_remove(lab):
     assert run.rc == 0, run.output
     reps = lab.replicas()
     assert nodes_of(lab) == FIVE and all(r["health"] == "OK" for r in reps.values()), reps
-    assert reps.get(killed_id, {}).get("node") == "worker4", "the killed run's replica was not kept: %s" % reps
+    assert reps.get(killed_id, {}).get("node") == "worker4", "the killed run's replica %s was not kept: %s\n%s\n%s" % (
+        killed_id, reps, killed_program(lab, name), run.output[-6000:])
     cleared = cleared_by(run)
     assert [c for c in cleared if c.startswith(name + " ")], (cleared, run.output)
     assert bootstrappers(lab) == {}

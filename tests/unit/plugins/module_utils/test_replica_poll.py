@@ -8,7 +8,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ansible_collections.msr.replicas.plugins.module_utils import _replica
-from ansible_collections.msr.replicas.plugins.module_utils._replica import ReplicaManager, poll_pause
+from ansible_collections.msr.replicas.plugins.module_utils._common import poll_pause
+from ansible_collections.msr.replicas.plugins.module_utils._replica import ReplicaManager
 
 
 def test_pauses_double_from_the_first_up_to_the_longest():
