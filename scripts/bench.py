@@ -431,7 +431,9 @@ def why(result: dict) -> str:
     text = ("How a no-op reconcile runs: no module at all. `cluster_info` runs its code in Ansible's worker process "
             "(its action plugin, as the other controller-side modules do), each LB host's pool is one command of "
             "that host's Python over the one SSH connection (`lb_pool_info`), and the report is written in the "
-            "controller's process (`report_file`).")
+            "controller's process (`report_file`). The collection's filter plugins are loaded once, by "
+            "ansible-playbook's own process (the play's `hosts:` goes through one), and inherited by each task's "
+            "forked worker, instead of being loaded again by every task that uses one.")
     if floors and above:
         text += (f" The floor of any run that reads an LB host, the empty run with one `raw` command on it, is "
                  f"{min(floors):.2f}x to {max(floors):.2f}x the empty run here; the no-op reconcile is {min(above):.2f}x "
