@@ -29,6 +29,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
 from ansible_collections.msr.replicas.plugins.module_utils import _engine as engine
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, check_connection_params
+from ansible_collections.msr.replicas.plugins.module_utils._mke import BOOTSTRAPPER_NAME
 from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, backup_gate
 
 try:
@@ -419,7 +420,7 @@ class BackupManager:
         runner = self.runner_factory()
         try:
             outcome = run_backup(runner, p["image"], version, argv, env, path,
-                                 "msr-replicas-backup-%s" % boot.new_replica_id())
+                                 BOOTSTRAPPER_NAME % ("backup", boot.new_replica_id()))
         except MsrError as exc:
             self._unremoved(runner)
             self.result["changed"] = bool(missing)   # the directory it made stays

@@ -19,6 +19,7 @@ import re
 
 from ansible_collections.msr.replicas.plugins.module_utils._bootlog import LogParser
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._mke import BOOTSTRAPPER_NAME
 from ansible_collections.msr.replicas.plugins.module_utils._engine import (
     CONNECTION_ERRORS,
     DEFAULT_DOCKER_HOST,
@@ -313,7 +314,7 @@ class Bootstrapper:
         """
         client = self.client()
         ref = image_ref(image, version)
-        name = name or "msr-replicas-%s-%s" % (argv[0], new_replica_id())
+        name = name or BOOTSTRAPPER_NAME % (argv[0], new_replica_id())
         on_event = None
         if self.progress is not None:
             def on_event(kind, text):

@@ -11,6 +11,7 @@ __metaclass__ = type
 from ansible_collections.msr.replicas.plugins.module_utils import _bootstrapper as boot
 from ansible_collections.msr.replicas.plugins.module_utils._cluster import find_replica
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError
+from ansible_collections.msr.replicas.plugins.module_utils._mke import BOOTSTRAPPER_NAME
 from ansible_collections.msr.replicas.plugins.module_utils._topology import Cluster, pick_existing
 
 
@@ -74,7 +75,7 @@ def _cleanup(mgr, new_id, existing, version):
 def _step(mgr, version, argv):
     try:
         run = mgr.runner.run(mgr.p["image"], version, argv, mgr.env(),
-                             name="msr-replicas-%s-%s" % (argv[0], boot.new_replica_id()))
+                             name=BOOTSTRAPPER_NAME % (argv[0], boot.new_replica_id()))
         return {"cmd": run.cmd, "rc": run.rc, "ok": run.ok, "error": run.failure(), "phases": run.parser.phases}
     except MsrError as exc:
         return {"cmd": mgr.audit(version, argv), "rc": None, "ok": False, "error": str(exc)}

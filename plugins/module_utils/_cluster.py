@@ -15,7 +15,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.msr.replicas.plugins.module_utils._common import MsrError, msr_tls
-from ansible_collections.msr.replicas.plugins.module_utils._mke import MkeClient
+from ansible_collections.msr.replicas.plugins.module_utils._mke import BOOTSTRAPPER_NAME, MkeClient
 from ansible_collections.msr.replicas.plugins.module_utils._msr import MsrClient
 from ansible_collections.msr.replicas.plugins.module_utils._topology import (
     Cluster,
@@ -307,7 +307,7 @@ def unsettled(view, finished):
     for b in finished:
         name, command = b.get("name") or "", b.get("command")
         exited = _EXITED.match(b.get("status") or "")
-        prefix = "msr-replicas-%s-" % command
+        prefix = BOOTSTRAPPER_NAME % (command, "")
         if b.get("running") or not exited or exited.group(1) != "0" or not name.startswith(prefix):
             continue
         r = find_replica(view, name[len(prefix):])

@@ -19,6 +19,8 @@ REPLICA_LABEL = "com.docker.dtr.replica"
 VERSION_LABEL = "com.docker.dtr.version"
 # The label this collection puts on every bootstrapper container it runs (_bootstrapper, _backup).
 BOOTSTRAPPER_LABEL = "com.msr.replicas.command"
+# the command, then the replica ID it acts on (a join's new one, a remove's first) or a random one
+BOOTSTRAPPER_NAME = "msr-replicas-%s-%s"
 # The MSR service containers one observation reads, in one request: MKE, like the engine, takes the values
 # of a name filter as alternatives, and the answer does not grow with the rest of the cluster's containers.
 SERVICE_PREFIXES = ("dtr-rethinkdb-", "dtr-nginx-", "dtr-registry-")

@@ -27,7 +27,7 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import (
     poll_pause,
 )
 from ansible_collections.msr.replicas.plugins.module_utils._engine import tls_from_params, validate_docker_params
-from ansible_collections.msr.replicas.plugins.module_utils._mke import split_name
+from ansible_collections.msr.replicas.plugins.module_utils._mke import BOOTSTRAPPER_NAME, split_name
 from ansible_collections.msr.replicas.plugins.module_utils._topology import (
     Cluster,
     describe,
@@ -117,7 +117,7 @@ class ReplicaManager:
                                                   tls=tls_from_params(self.p), progress=self.progress)
         self.runner = runner
         env = self.env(version if argv[0] == "install" else None)
-        run = runner.run(self.p["image"], version, argv, env, name="msr-replicas-%s-%s" % (argv[0], rid))
+        run = runner.run(self.p["image"], version, argv, env, name=BOOTSTRAPPER_NAME % (argv[0], rid))
         self.result.setdefault("runs", []).append({"command": argv[0], "cmd": run.cmd, "rc": run.rc,
                                                    "phases": run.parser.phases})
         self.result.update(phases=run.parser.phases, bootstrapper_warnings=run.parser.warnings,

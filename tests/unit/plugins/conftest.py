@@ -31,6 +31,29 @@ def fixture():
     return load_fixture
 
 
+class Clock:
+    """A clock that only sleep() moves: call it, or use it as the time module (time(), sleep())."""
+
+    def __init__(self, now=1000.0):
+        self.now = now
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
 def _make_ca_and_cert():
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization

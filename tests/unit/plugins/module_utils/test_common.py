@@ -22,21 +22,6 @@ from ansible_collections.msr.replicas.plugins.module_utils._common import (
 )
 
 
-class Clock:
-    """A clock that only sleep() moves."""
-
-    def __init__(self, now=1000.0):
-        self.now = now
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def client(url, pki, clock=None, **kw):
     kw.setdefault("timeout", 30)
     if clock is not None:
@@ -79,9 +64,8 @@ def test_no_request_after_the_deadline(https_api, pki):
     assert https_api.requests == []
 
 
-def test_no_retry_that_would_start_after_the_deadline(https_api, pki):
+def test_no_retry_that_would_start_after_the_deadline(https_api, pki, clock):
     https_api.add("GET", "/nodes", (500, {"message": "boom"}))
-    clock = Clock()
     http = client(https_api.url, pki, clock=clock, retries=5, deadline=clock.now + 2.5)
     with pytest.raises(DeadlineError) as exc:
         http.request("GET", "/nodes")
@@ -92,7 +76,7 @@ def test_no_retry_that_would_start_after_the_deadline(https_api, pki):
                               'answered GET /nodes with HTTP 500: {"message": "boom"}' % https_api.url)
 
 
-def test_socket_timeout_is_min_of_api_timeout_and_time_left(monkeypatch, pki):
+def test_socket_timeout_is_min_of_api_timeout_and_time_left(monkeypatch, pki, clock):
     seen = []
 
     def fake_open(self, method, path, data, headers, timeout):
@@ -101,7 +85,6 @@ def test_socket_timeout_is_min_of_api_timeout_and_time_left(monkeypatch, pki):
         raise socket.timeout("timed out")
 
     monkeypatch.setattr(_common.KeepAlive, "open", fake_open)
-    clock = Clock()
     http = client("https://mke.example.com", pki, clock=clock, timeout=10, retries=3, deadline=clock.now + 13.5)
     with pytest.raises(DeadlineError) as exc:
         http.request("GET", "/nodes")
@@ -118,13 +101,12 @@ def test_socket_timeout_is_min_of_api_timeout_and_time_left(monkeypatch, pki):
     assert not isinstance(exc.value, DeadlineError)
 
 
-def test_deadline_passing_during_the_last_try(monkeypatch, pki):
+def test_deadline_passing_during_the_last_try(monkeypatch, pki, clock):
     def fake_open(self, method, path, data, headers, timeout):
         clock.now += timeout
         raise socket.timeout("timed out")
 
     monkeypatch.setattr(_common.KeepAlive, "open", fake_open)
-    clock = Clock()
     http = client("https://mke.example.com", pki, clock=clock, timeout=10, retries=1, deadline=clock.now + 4)
     with pytest.raises(DeadlineError) as exc:
         http.request("GET", "/nodes")

@@ -55,19 +55,6 @@ def test_nothing_else_is_waited_for(b):
     assert unsettled(view("unhealthy"), [b]) == []
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-        self.pauses = []
-
-    def time(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.pauses.append(seconds)
-        self.now += seconds
-
-
 class Mke:
     def __init__(self, listings):
         self.listings = listings
@@ -77,10 +64,9 @@ class Mke:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(cluster_info, "time", c)
-    return c
+def fake_time(monkeypatch, clock):
+    monkeypatch.setattr(cluster_info, "time", clock)
+    return clock
 
 
 def reading(monkeypatch, views):
@@ -99,32 +85,32 @@ def reading(monkeypatch, views):
 PARAMS = {"wait_bootstrappers": 60, "msr_url": None, "workloads": False}
 
 
-def test_waits_for_the_killed_join_then_for_its_replica(monkeypatch, clock):
+def test_waits_for_the_killed_join_then_for_its_replica(monkeypatch, fake_time):
     running, done = [boot(status="Up 5 seconds", running=True)], [boot()]
     asked = reading(monkeypatch, [view("unhealthy"), view("unhealthy"), view("healthy")])
     got = cluster_info.read(PARAMS, Mke([running, running, done]), None)
     assert [r["state"] for r in got["replicas"]] == ["healthy", "healthy"]
     # two listings while it ran (2 s apart), the read that shares the last listing, then two more reads
     assert asked == [done, None, None]
-    assert clock.pauses == [2, 2, 0.5, 1]
+    assert fake_time.slept == [2, 2, 0.5, 1]
 
 
-def test_no_wait_for_health_when_no_bootstrapper_ran(monkeypatch, clock):
+def test_no_wait_for_health_when_no_bootstrapper_ran(monkeypatch, fake_time):
     # An unhealthy replica nobody is changing is the plan's: reading once is all.
     asked = reading(monkeypatch, [view("unhealthy")])
     got = cluster_info.read(PARAMS, Mke([[boot(status="Exited (0) 1 hour ago")]]), None)
-    assert got["replicas"][1]["state"] == "unhealthy" and len(asked) == 1 and clock.pauses == []
+    assert got["replicas"][1]["state"] == "unhealthy" and len(asked) == 1 and fake_time.slept == []
 
 
-def test_the_settling_ends_with_the_same_seconds(monkeypatch, clock):
+def test_the_settling_ends_with_the_same_seconds(monkeypatch, fake_time):
     reading(monkeypatch, [view("unhealthy")])
     got = cluster_info.read(dict(PARAMS, wait_bootstrappers=10), Mke([[boot(status="Up 1 second", running=True)],
                                                                       [boot()]]), None)
     assert got["replicas"][1]["state"] == "unhealthy"
-    assert clock.now == 1010.0 and clock.pauses == [2, 0.5, 1, 2, 4, 0.5]
+    assert fake_time.now == 1010.0 and fake_time.slept == [2, 0.5, 1, 2, 4, 0.5]
 
 
-def test_no_wait_at_all_when_asked_for_none(monkeypatch, clock):
+def test_no_wait_at_all_when_asked_for_none(monkeypatch, fake_time):
     asked = reading(monkeypatch, [view("unhealthy")])
     cluster_info.read(dict(PARAMS, wait_bootstrappers=0), Mke([[boot(status="Up 1 second", running=True)]]), None)
-    assert asked == [None] and clock.pauses == []
+    assert asked == [None] and fake_time.slept == []
