@@ -76,8 +76,8 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
     assert recap_changed(run) > 0
     assert lab.replicas() == before_cluster and pools(lab) == before_pools, "check mode changed something"
     assert not backups.exists()
-    predicted = [r for r in run.records if tname(r).startswith("Keep the HAProxy pool of") and r["result"].get("changed")]
-    assert {r["delegated_to"] for r in predicted} == set(HAPROXY_LBS), [r["task"] for r in predicted]
+    predicted = [r for r in run.records if tname(r).startswith("Keep the pool of") and r["result"].get("changed")]
+    assert {r["delegated_to"] for r in predicted} == set(HAPROXY_LBS) | {"lb3"}, [r["task"] for r in predicted]
 
     run = lab.run(play, extra_vars=ev)
     assert run.rc == 0, run.output
@@ -85,14 +85,14 @@ def test_main_scales_up_one_at_a_time_each_into_every_pool_once_healthy(lab):
     assert all(r["health"] == "OK" for r in lab.replicas().values())
     # joins one at a time: each join's pool additions come after that join and before the next join
     order = [(tname(r), r.get("delegated_to")) for r in run.records
-             if tname(r).startswith(("Join and wait", "Keep the HAProxy pool of", "Keep the NGINX pool of"))
+             if tname(r).startswith(("Join and wait", "Keep the pool of"))
              and r["status"] == "ok"]
     assert [t for t, _d in order] == (["Join and wait until every replica is healthy, worker2"]
-                                      + ["Keep the HAProxy pool of lb1", "Keep the HAProxy pool of lb2",
-                                         "Keep the NGINX pool of lb3"]
+                                      + ["Keep the pool of lb1 (HAProxy)", "Keep the pool of lb2 (HAProxy)",
+                                         "Keep the pool of lb3 (NGINX)"]
                                       + ["Join and wait until every replica is healthy, worker3"]
-                                      + ["Keep the HAProxy pool of lb1", "Keep the HAProxy pool of lb2",
-                                         "Keep the NGINX pool of lb3"] * 2), order   # then lb_pool main
+                                      + ["Keep the pool of lb1 (HAProxy)", "Keep the pool of lb2 (HAProxy)",
+                                         "Keep the pool of lb3 (NGINX)"] * 2), order   # then lb_pool main
     for lb in HAPROXY_LBS:
         wait_up(lb, DESIRED)
     assert pools(lab) == {"lb1": {"runtime": DESIRED, "file": DESIRED}, "lb2": {"runtime": DESIRED, "file": DESIRED},
@@ -227,3 +227,16 @@ def test_custom_provider_runs_the_users_task_files(lab):
     assert lines == ["add lb1 %s %s" % (n, lab.hosts[n]) for n in DESIRED], lines
     # the HAProxy of lb1 was not touched: the custom tasks are the provider
     assert runtime_names("lb1") == before and lab.ssh("lb1", "cat /etc/haproxy/haproxy.cfg").stdout == cfg
+
+    # A provider the role cannot use is refused before any LB host is touched, whichever entry point runs.
+    member = {"name": "worker1", "address": lab.hosts["worker1"], "http_port": 80, "https_port": 443}
+    for entry, bad, provider in (("main", {"msr_lb_provider": "f5"}, "f5"),
+                                 ("add", {"lb_pool_custom_remove_tasks": ""}, "custom")):
+        play = role_play(lab, entry, "lb_pool", lb_pool_member=member) if entry == "add" else role_play(lab, entry,
+                                                                                                          "lb_pool")
+        run = lab.run(play, extra_vars={**ev, **bad}, touches=False)
+        assert run.rc != 0
+        assert ("lb_pool: lb1 has msr_lb_provider=%s; use haproxy, nginx, custom (with lb_pool_custom_add_tasks and "
+                "lb_pool_custom_remove_tasks) or none" % provider) in run.output, run.output
+        assert sorted(log.read_text().splitlines()) == lines
+        assert runtime_names("lb1") == before and lab.ssh("lb1", "cat /etc/haproxy/haproxy.cfg").stdout == cfg
