@@ -38,7 +38,7 @@ def test_demo_does_what_the_readme_says(lab):
         # The playbooks ran from the installed tarball, not from this checkout.
         assert (installed / "MANIFEST.json").is_file() and not installed.is_symlink()
         assert re.search(r"msr\.replicas msr-replicas-\d+\.\d+\.\d+\.tar\.gz installed into", out)
-        assert "%s/roles/replica/tasks/_run.yml" % installed in out
+        assert "%s/roles/replica/tasks/_join_node.yml" % installed in out
         preflight, scale_up = recaps(out)
         assert preflight["changed"] == 0 and preflight["failed"] == 0
         assert scale_up["changed"] > 0 and scale_up["failed"] == 0
