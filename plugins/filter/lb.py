@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Load-balancer pool members from cluster_info replicas; documented in msr_lb_members.yml."""
+"""Load-balancer pool members from cluster_info replicas, and the pools lb_pool_info read; documented in
+msr_lb_members.yml and msr_lb_observed.yml."""
 
 from __future__ import annotations
 
@@ -41,6 +42,25 @@ def msr_lb_members(replicas, healthy=True):
     return sorted(out, key=lambda m: m["name"])
 
 
+def msr_lb_observed(results, hostvars):
+    """{LB host: {provider, pool, runtime}} from a loop of lb_pool_info over the LB hosts (loop_var
+    __lb_pool_host); {provider} alone for a host whose pool was not read (a custom or none provider)."""
+    if isinstance(results, dict):
+        results = results.get("results")
+    if not isinstance(results, (list, tuple)):
+        raise AnsibleFilterError("msr_lb_observed: expected the registered loop of lb_pool_info, got %s"
+                                 % type(results).__name__)
+    out = {}
+    for r in results:
+        host = r.get("__lb_pool_host")
+        if not host:
+            raise AnsibleFilterError("msr_lb_observed: a result without its __lb_pool_host (the loop's loop_var)")
+        provider = r.get("provider") or (hostvars.get(host) or {}).get("msr_lb_provider") or "haproxy"
+        out[host] = {"provider": provider, "pool": r["pool"], "runtime": r.get("runtime")} if "pool" in r \
+            else {"provider": provider}
+    return out
+
+
 class FilterModule(object):
     def filters(self):
-        return {"msr_lb_members": msr_lb_members}
+        return {"msr_lb_members": msr_lb_members, "msr_lb_observed": msr_lb_observed}

@@ -17,6 +17,8 @@ Report::
 
 from __future__ import annotations
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.msr.replicas.plugins.module_utils._plan import plan
 
 # Drift kinds, in the order the report lists them.
@@ -231,6 +233,59 @@ def status(before, after=None, failed=False):
     if not last.get("in_sync"):
         return "drift"
     return "converged" if after is not None and not before.get("in_sync") else "in_sync"
+
+
+BOOL_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+
+
+def input_problems(given):
+    """What is wrong with a reconcile run's variables, one message each naming its variable; empty when nothing is.
+
+    ``given``: msr_remediate, msr_allow_scale_down, msr_allow_even, msr_reconcile_report (None when unset),
+    msr_version, desired (the desired node names), mke_login (whether the MKE URL, user and password are all
+    set), msr_mke_ca, msr_mke_insecure_tls, msr_ca and msr_insecure_tls."""
+    out = ["%s must be true or false" % name for name in ("msr_remediate", "msr_allow_scale_down", "msr_allow_even")
+           if str(given.get(name, False)).lower() not in BOOL_WORDS]
+    report = given.get("msr_reconcile_report")
+    if report is not None and not (isinstance(report, str) and report.startswith("/")):
+        out.append("msr_reconcile_report must be an absolute path on the controller")
+    if given.get("msr_version") in (None, ""):
+        out.append("msr_version must be set")
+    if not given.get("desired"):
+        out.append("the msr group (the desired replicas) is empty; reconcile never removes every replica")
+    if not given.get("mke_login"):
+        out.append("msr_mke_url, msr_mke_username and msr_mke_password must be set")
+    if not given.get("msr_mke_ca") and not boolean(given.get("msr_mke_insecure_tls", False), strict=False):
+        out.append("set msr_mke_ca (MKE CA PEM) or msr_mke_insecure_tls=true")
+    if not given.get("msr_ca") and not boolean(given.get("msr_insecure_tls", False), strict=False):
+        out.append("set msr_ca (MSR CA PEM) or msr_insecure_tls=true")
+    return out
+
+
+# The keys every written report has, with their values when the run stopped before they were known.
+REPORT_DEFAULTS = (("in_sync", False), ("actions", []), ("blocked_actions", []), ("refusals", []),
+                   ("warnings", []), ("skipped", []), ("drift", []), ("quorum", {}), ("replicas", []),
+                   ("lb_pools", {}), ("sizing", None))
+OUTCOME_KEYS = ("status", "in_sync", "remediated", "drift", "drift_found", "error")
+
+
+def run_report(before, after=None, failed=False, remediated=False, error="", sizing=None, started_at=None,
+               duration_s=None):
+    """The run's report: the last drift report (after remediation, else the first) with the run's outcome, and
+    every key of REPORT_DEFAULTS (its default when the run stopped before the key was known)."""
+    before, after = before or {}, after or {}
+    report = {key: (list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value)
+              for key, value in REPORT_DEFAULTS}
+    report.update(after or before)
+    report.update(status=status(before or None, after or None, failed), remediated=bool(remediated),
+                  drift_found=before.get("drift", []), error=error or None, sizing=sizing, started_at=started_at,
+                  duration_s=duration_s)
+    return report
+
+
+def outcome(report):
+    """The part of a run's report that a scheduler or an AWX workflow acts on."""
+    return {key: report.get(key) for key in OUTCOME_KEYS}
 
 
 def _cell(value, width):

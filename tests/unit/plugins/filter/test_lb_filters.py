@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.msr.replicas.plugins.filter.lb import msr_lb_members
+from ansible_collections.msr.replicas.plugins.filter.lb import msr_lb_members, msr_lb_observed
 
 
 def rep(rid, node, state="healthy", address="10.0.0.1", http=None, https=None):
@@ -60,3 +60,27 @@ def test_node_names_from_msr_node_name_or_the_short_hostname():
         msr_node_names(["w1.a", "w1.b"], {})
     with pytest.raises(AnsibleFilterError, match="expected a list of inventory hosts"):
         msr_node_names("w1", {})
+
+
+def test_observed_pools_from_the_loop_with_the_provider_of_a_host_not_read():
+    seen = {"results": [
+        {"__lb_pool_host": "lb1", "provider": "haproxy", "pool": ["worker1"], "runtime": {"worker1": "UP"},
+         "config": "/etc/haproxy/haproxy.cfg"},
+        {"__lb_pool_host": "lb2", "provider": "nginx", "pool": ["worker1"], "runtime": None},
+        {"__lb_pool_host": "f5", "skipped": True},
+        {"__lb_pool_host": "lb3", "skipped": True}]}
+    hostvars = {"lb1": {}, "lb2": {"msr_lb_provider": "nginx"}, "f5": {"msr_lb_provider": "custom"}, "lb3": {}}
+    assert msr_lb_observed(seen, hostvars) == {
+        "lb1": {"provider": "haproxy", "pool": ["worker1"], "runtime": {"worker1": "UP"}},
+        "lb2": {"provider": "nginx", "pool": ["worker1"], "runtime": None},
+        "f5": {"provider": "custom"}, "lb3": {"provider": "haproxy"}}
+    assert msr_lb_observed({"results": []}, hostvars) == {}
+
+
+@pytest.mark.parametrize("seen,match", [
+    ("x", "expected the registered loop of lb_pool_info"),
+    ({"results": [{"pool": []}]}, "a result without its __lb_pool_host"),
+])
+def test_observed_pools_refuse_what_is_no_loop(seen, match):
+    with pytest.raises(AnsibleFilterError, match=match):
+        msr_lb_observed(seen, {})
