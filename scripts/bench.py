@@ -432,7 +432,7 @@ def why(result: dict) -> str:
             "(its action plugin, as the other controller-side modules do), each LB host's pool is one command of "
             "that host's Python over the one SSH connection (`lb_pool_info`), and the report is written in the "
             "controller's process (`report_file`). The collection's filter plugins are loaded once, by "
-            "ansible-playbook's own process (the play's `hosts:` goes through one), and inherited by each task's "
+            "ansible-playbook's own process (the selection play's `hosts:` goes through one), and inherited by each task's "
             "forked worker, instead of being loaded again by every task that uses one.")
     if floors and above:
         text += (f" The floor of any run that reads an LB host, the empty run with one `raw` command on it, is "
